@@ -1,0 +1,93 @@
+"""The two objectives: label supervision and masked reconstruction.
+
+Each exists in two views. The *score-space view* (``*_at_scores``) takes one sequence and a
+score matrix $S$ and holds every other parameter fixed: $L_{cls}(S)$, $L_{rec}(S)$. The
+*parameter view* (``classification_loss``, ``reconstruction_loss``) computes $S$ from the
+parameters and averages over a batch. Batched entry points validate concrete input first.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from blindspot.config import ModelConfig
+from blindspot.model import Params, class_logits_at_scores, features_at_scores, mask_tokens, scores
+
+
+def classification_loss_at_scores(
+    params: Params, config: ModelConfig, tokens: Int[Array, " n"], label, s: Float[Array, "n n"]
+) -> Float[Array, ""]:
+    """Cross-entropy of the pooled classifier of one sequence at score matrix $S$."""
+    logits = class_logits_at_scores(params, config, tokens, s)
+    return -jax.nn.log_softmax(logits)[label]
+
+
+def reconstruction_loss_at_scores(
+    params: Params, config: ModelConfig, tokens: Int[Array, " n"], mask: Bool[Array, " n"], s: Float[Array, "n n"]
+) -> Float[Array, ""]:
+    """Masked reconstruction loss of one sequence at score matrix $S$ of the *masked* input.
+
+    Mean over masked positions $i \\in M$ of a per-position loss $\\ell_i$ that predicts the
+    original token $x_i$ from the input where every $j \\in M$ carries MASK:
+
+    - ``"cross_entropy"``: $\\ell_i = -\\log\\mathrm{softmax}(z_i)_{x_i}$, $z_i = f_i W_r + b_r$;
+    - ``"squared"``: $\\ell_i = \\tfrac12\\lVert z_i - e_{x_i}\\rVert^2$;
+    - ``"copy"``: one-hot values, identity readout: $q_i = \\sum_j A_{ij} e_{\\tilde x_j}$ (a
+      distribution over the $V + 1$ symbols of the masked input $\\tilde x$) and
+      $\\ell_i = -q_{i, x_i}$, the attention mass on keys that carry the target token (P6).
+      This readout ignores embeddings, values, residual and MLP.
+    """
+    masked = mask_tokens(config, tokens, mask)
+    if config.reconstruction == "copy":
+        a = jax.nn.softmax(s, axis=-1)
+        hits = (masked[None, :] == tokens[:, None]).astype(a.dtype)
+        per_position = -jnp.sum(a * hits, axis=-1)
+    else:
+        f = features_at_scores(params, config, masked, s)
+        z = f @ params.reconstructor.weight + params.reconstructor.bias
+        if config.reconstruction == "cross_entropy":
+            per_position = -jnp.take_along_axis(jax.nn.log_softmax(z), tokens[:, None], axis=-1)[:, 0]
+        else:
+            target = jax.nn.one_hot(tokens, config.vocab, dtype=z.dtype)
+            per_position = 0.5 * jnp.sum((z - target) ** 2, axis=-1)
+    weights = mask.astype(per_position.dtype)
+    return jnp.sum(weights * per_position) / jnp.sum(weights)
+
+
+def reconstruction_scores(params: Params, config: ModelConfig, tokens, mask) -> Float[Array, "n n"]:
+    """Score matrix of the masked input of one sequence."""
+    return scores(params, config, mask_tokens(config, tokens, mask))
+
+
+def classification_loss(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
+) -> Float[Array, ""]:
+    """Mean classification cross-entropy over a batch (parameter view)."""
+    config.check_batch(tokens, labels=labels)
+
+    def one(x, y):
+        return classification_loss_at_scores(params, config, x, y, scores(params, config, x))
+
+    return jnp.mean(jax.vmap(one)(tokens, labels))
+
+
+def reconstruction_loss(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]
+) -> Float[Array, ""]:
+    """Mean masked reconstruction loss over a batch (parameter view)."""
+    config.check_batch(tokens, masks=masks)
+
+    def one(x, m):
+        return reconstruction_loss_at_scores(params, config, x, m, reconstruction_scores(params, config, x, m))
+
+    return jnp.mean(jax.vmap(one)(tokens, masks))
+
+
+def accuracy(params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
+    """Fraction of sequences whose arg-max class equals the label."""
+    config.check_batch(tokens, labels=labels)
+
+    def predict(x):
+        return jnp.argmax(class_logits_at_scores(params, config, x, scores(params, config, x))).astype(jnp.int32)
+
+    return jnp.mean(jax.vmap(predict)(tokens) == jnp.asarray(labels).astype(jnp.int32))

@@ -1,0 +1,44 @@
+"""Absolute positional encodings: sinusoidal or fixed Gaussian, raw or centred."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from blindspot.checks import check_bool, check_choice, check_int
+from blindspot.config import POSITIONAL
+
+
+def sinusoidal(n: int, d: int, dtype=None) -> Float[Array, "n d"]:
+    """Sinusoidal encoding: $p_{i,2k} = \\sin(i\\omega_k)$, $p_{i,2k+1} = \\cos(i\\omega_k)$.
+
+    Notes
+    -----
+    $\\omega_k = 10000^{-2k/d}$. Then $p_i^\\top p_j = \\sum_k \\cos((i-j)\\omega_k)$ (plus a sine
+    term for odd d) depends on $i - j$ only: the "positional identity" $W = I$ of P8 already
+    gives a Toeplitz score matrix.
+    """
+    dtype = dtype or jnp.result_type(float)
+    i = jnp.arange(n, dtype=dtype)[:, None]
+    k = (jnp.arange(d) // 2).astype(dtype)
+    omega = jnp.power(10000.0, -2.0 * k / d)
+    angle = i * omega[None, :]
+    return jnp.where(jnp.arange(d) % 2 == 0, jnp.sin(angle), jnp.cos(angle))
+
+
+def positional_encoding(
+    key: jax.Array, n: int, d: int, kind: str = "sinusoidal", *, centred: bool = False, dtype=None
+) -> Float[Array, "n d"]:
+    """Positional encoding ``P`` with rows $p_i$, optionally centred ($\\sum_i p_i = 0$, P5).
+
+    ``kind="random"`` draws i.i.d. $N(0, 1)$ entries from ``key``; ``"sinusoidal"`` ignores the key.
+    """
+    check_int("n", n, 2)
+    check_int("d", d, 1)
+    check_choice("kind", kind, POSITIONAL)
+    check_bool("centred", centred)
+    dtype = dtype or jnp.result_type(float)
+    if kind == "sinusoidal":
+        p = sinusoidal(n, d, dtype)
+    else:
+        p = jax.random.normal(key, (n, d), dtype)
+    return p - p.mean(axis=0) if centred else p
