@@ -147,17 +147,29 @@ def mean_pool_uniform_gradient(u: sp.Matrix) -> sp.Matrix:
 
 
 def mean_pool_uniform_u(
-    values: sp.Matrix, head: sp.Matrix, bias: sp.Matrix, label: int, *, phi_jacobian=None, phi=None
+    values: sp.Matrix,
+    head: sp.Matrix,
+    bias: sp.Matrix,
+    label: int,
+    *,
+    phi=None,
+    phi_jacobian=None,
+    residual_mean: sp.Matrix | None = None,
 ) -> sp.Matrix:
     """$u_j = \\frac1n\\, v_j J_\\phi(\\bar v) W \\nabla_{\\text{logits}}$ at uniform attention (P4), a row.
 
     At $S = 0$ every $o_i = \\bar v$; $\\nabla_{\\text{logits}} = \\mathrm{softmax}(\\text{logits}) - e_y$.
     ``phi=None`` is the identity; otherwise ``phi_jacobian(o)`` returns $J_\\phi(o)$ (d x d, row
-    convention $\\phi(o + \\delta) \\approx \\phi(o) + \\delta J_\\phi(o)$).
+    convention $\\phi(o + \\delta) \\approx \\phi(o) + \\delta J_\\phi(o)$). ``residual_mean`` is
+    $\\bar h$ of a residual without MLP (it shifts $z$ only); a residual with an MLP has no such form.
     """
+    if phi is not None and residual_mean is not None:
+        raise ValueError("residual_mean must be None when phi is given (residual + MLP breaks P4)")
     n = values.rows
     vbar = sp.ones(1, n) * values / n
     z = vbar if phi is None else phi(vbar)
+    if residual_mean is not None:
+        z = z + residual_mean
     logits = z * head + bias
     p = logits.applyfunc(sp.exp)
     p = p / sum(p)
@@ -199,11 +211,17 @@ def band(n: int, k: int) -> sp.Matrix:
 
 
 def band_visible_fraction_direct(n: int, k: int) -> sp.Rational:
-    """$\\cos^2(B_k, U) = \\lVert c - \\bar c 1\\rVert^2 / (n \\lVert B_k\\rVert^2)$, $c = B_k^\\top 1$, exact (P4)."""
-    b = band(n, k)
-    c = b.T * sp.ones(n, 1)
-    centred = c - sp.ones(n, 1) * sum(c) / n
-    return sp.Rational((centred.T * centred)[0, 0]) / (n * sum(x**2 for x in b))
+    """$\\cos^2(B_k, U) = \\lVert c - \\bar c 1\\rVert^2 / (n \\lVert B_k\\rVert^2)$, $c = B_k^\\top 1$, exact (P4).
+
+    Computed from the definition with exact integers (no closed form), for concrete ``n``, ``k``.
+    """
+    _check_size("n", n)
+    if not 0 <= k < n:
+        raise ValueError(f"k must be an integer in [0, {n - 1}], got {k!r}")
+    c = [sum(1 for i in range(n) if abs(i - j) == k) for j in range(n)]
+    total = sum(c)  # = ||B_k||^2, entries are 0/1
+    centred_sq = sp.Rational(n * sum(x * x for x in c) - total * total, n)
+    return centred_sq / (n * total)
 
 
 def band_visible_fraction(n=None, k=None) -> sp.Expr:
@@ -340,3 +358,14 @@ def sticky_chain_probability(tokens, vocab: int, lam) -> sp.Expr:
 def _check_size(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def canonical(expr: sp.Expr) -> sp.Expr:
+    """Expand the arguments of ``exp``/``tanh`` and ``cancel``: $0$ exactly when ``expr`` is identically $0$.
+
+    With canonical arguments the expression is a rational function of the distinct $e^{(\\cdot)}$ and
+    $\\tanh(\\cdot)$ atoms and the remaining symbols, which ``cancel`` decides exactly; much faster
+    than ``simplify`` on the loss gradients of P4 and P7.
+    """
+    expr = expr.replace(sp.tanh, lambda x: sp.tanh(sp.expand(x))).replace(sp.exp, lambda x: sp.exp(sp.expand(x)))
+    return sp.cancel(sp.expand(expr))
