@@ -6,12 +6,11 @@ fail. Exit status: 0 when every selected claim passes, 1 when one fails, 2 for b
 """
 
 import argparse
-import json
 import sys
 
 import jax
 
-from blindspot.evidence import ClaimResult, Sizes, run_claim
+from blindspot.evidence import ClaimResult, Evidence, run_claim
 from blindspot.io import write_json_atomic
 
 
@@ -37,26 +36,21 @@ def _parser(ids: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _format_value(x: float) -> str:
-    return f"{x:.3e}"
+def _describe(e: Evidence) -> str:
+    relation = "expected" if e.relation == "equal" else "must exceed"
+    return f"{e.name}: measured {e.measured:.3e}, {relation} {e.expected:.3e}, tolerance {e.tolerance:.1e}"
 
 
-def _print_table(results: list[ClaimResult]) -> None:
-    for r in results:
-        verdict = "PASS" if r.passed else "FAIL"
-        print(f"{r.claim.id:<4} {verdict}  {r.seconds:6.2f}s  {r.claim.statement}")
-        for e in r.evidence:
-            mark = "ok " if e.passed else "BAD"
-            print(
-                f"       {mark} {e.name}: measured {_format_value(e.measured)}, "
-                f"expected {_format_value(e.expected)}, tolerance {_format_value(e.tolerance)}"
-            )
-        c = r.control
-        mark = "ok " if c.failed_as_expected else "BAD"
-        print(
-            f"       {mark} control ({c.broken}): departure {_format_value(c.departure)} "
-            f"> threshold {_format_value(c.threshold)}"
-        )
+def _print_result(r: ClaimResult) -> None:
+    verdict = "PASS" if r.passed else "FAIL"
+    print(f"{r.claim.id:<4} {verdict}  {r.seconds:6.2f}s  {r.claim.statement}")
+    for e in r.evidence:
+        print(f"       {'ok ' if e.passed else 'BAD'} {_describe(e)}")
+    c = r.control
+    verdict = "failed as it should" if c.failed_as_expected else "DID NOT FAIL"
+    print(
+        f"       {'ok ' if c.failed_as_expected else 'BAD'} control, {c.broken}: {_describe(c.evidence)} -> {verdict}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.claim:
         unknown = [c for c in args.claim if c not in ids]
         if unknown:
-            print(f"python -m blindspot.verify: error: --claim must be one of {{{', '.join(ids)}}}, got {unknown[0]!r}", file=sys.stderr)
+            print(
+                f"python -m blindspot.verify: error: --claim must be one of {{{', '.join(ids)}}}, got {unknown[0]!r}",
+                file=sys.stderr,
+            )
             return 2
     if args.seed < 0:
         print(f"python -m blindspot.verify: error: --seed must be an integer >= 0, got {args.seed}", file=sys.stderr)
@@ -81,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     device = jax.devices()[0]
-    print(f"dtype float64, matmul precision highest, device {device.platform}:{device.device_kind}, jax {jax.__version__}")
+    print(
+        f"dtype float64, matmul precision highest, device {device.platform}:{device.device_kind}, jax {jax.__version__}"
+    )
     selected = [c for c in CLAIMS if not args.claim or c.id in args.claim]
-    sizes = Sizes(full=args.full, seed=args.seed)
+    seeds = [args.seed + k for k in range(3 if args.full else 1)]
     results = []
     for claim in selected:
-        results.append(run_claim(claim, sizes))
-        _print_table(results[-1:])
+        results.append(run_claim(claim, full=args.full, seeds=seeds))
+        _print_result(results[-1])
     passed = sum(r.passed for r in results)
     print(f"{passed} passed, {len(results) - passed} failed")
     if args.json:
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 "device": f"{device.platform}:{device.device_kind}",
                 "jax_version": jax.__version__,
                 "full": args.full,
-                "seed": args.seed,
+                "seeds": seeds,
             },
         )
     return 0 if passed == len(results) else 1
