@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from jax.experimental import jet  # noqa: F401  (taylor uses it; import here fails early if absent)
 
 from blindspot import symbolic
 from blindspot.config import ModelConfig
@@ -119,7 +118,7 @@ def measure_p1(full: bool, seed: int):
 
 
 def _mass_preserving(a, rng, strength=0.5):
-    r"""Perturb an attention matrix keeping the row and column sums of ``a``: $A + \epsilon\, C X C$, $C = I - 11^T/n$."""
+    r"""Perturb attention keeping its row and column sums: $A + \epsilon\, C X C$ with $C = I - 11^T/n$."""
     n = a.shape[0]
     c = np.eye(n) - np.ones((n, n)) / n
     e = c @ rng.standard_normal((n, n)) @ c
