@@ -41,6 +41,17 @@ def _check_basis(x, basis) -> int:
     return counts.pop()
 
 
+def _check_vector(x, v) -> None:
+    """Refuse a direction ``v`` whose structure or shapes differ from those of ``x``."""
+    x_leaves, x_tree = jax.tree.flatten(x)
+    v_leaves, v_tree = jax.tree.flatten(v)
+    if x_tree != v_tree or any(jnp.shape(a) != jnp.shape(b) for a, b in zip(x_leaves, v_leaves)):
+        want = [tuple(jnp.shape(a)) for a in x_leaves]
+        raise ValueError(
+            f"v must have the structure and shapes of x {want}, got {[tuple(jnp.shape(b)) for b in v_leaves]}"
+        )
+
+
 def _gram(left, right) -> Float[Array, "k l"]:
     r"""Matrix of Frobenius inner products $\langle L_a, R_b \rangle$ of two stacked pytrees."""
     pairs = zip(jax.tree.leaves(left), jax.tree.leaves(right))
@@ -68,6 +79,7 @@ def hvp(f, x, v):
     $H v = \frac{d}{dt} \nabla f(x + t v) \big|_{t=0}$: one JVP of the gradient, costing a small
     constant multiple of one gradient, independent of the dimension.
     """
+    _check_vector(x, v)
     return jax.jvp(jax.grad(f), (x,), (v,))[1]
 
 

@@ -143,8 +143,14 @@ def test_restricted_hessian_of_pytree_matches_dense():
     flat_basis = random_orthonormal_basis(jax.random.key(3), 4, (7,))
     basis = {"a": flat_basis[:, :3], "b": flat_basis[:, 3:].reshape(4, 2, 2)}
     flat_x, unravel = ravel_pytree(x)
-    expected = project(jax.hessian(lambda y: f(unravel(y)))(flat_x), flat_basis)
-    assert_close(np.asarray(restricted_hessian(f, x, basis)), expected, 7)
+    expected = project(jax.jit(jax.hessian(lambda y: f(unravel(y))))(flat_x), flat_basis)
+    actual = jax.jit(lambda a, q: restricted_hessian(f, a, q))(x, basis)
+    assert_close(np.asarray(actual), expected, 7)
+
+
+def test_hvp_refuses_mismatched_direction():
+    with pytest.raises(ValueError, match="v must have"):
+        hvp(jnp.sum, jnp.zeros((2, 3), F64), jnp.zeros((3, 2), F64))
 
 
 def test_restricted_hessian_refuses_bad_basis():
