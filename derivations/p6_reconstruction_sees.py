@@ -82,7 +82,7 @@ For i.i.d. tokens ($\\lambda = 0$) it is $\\frac{{n-m}}{{n^2(n-1)V}}(I - \\frac1
 equal, so no lag $k \\ge 1$ is preferred (the off-diagonal bands get no *differential* gradient; the
 only structure is the self-key penalty on the diagonal).
 
-**Status: proved for general $n$, $m$; checked by exact enumeration ($n = {N}$, $V = {V}$, every $m = 1, \\dots, {N - 1}$,
+**Result: proved for general $n$, $m$; checked by exact enumeration ($n = {N}$, $V = {V}$, every $m = 1, \\dots, {N - 1}$,
 symbolic $\\lambda$).**
 
 ## Hypotheses

@@ -24,25 +24,38 @@ def load(name: str):
     return importlib.import_module(name)
 
 
+def generate(name: str) -> str:
+    """The Markdown text that the script ``name`` produces now."""
+    return load(name).markdown()
+
+
+def stale_files(folder: Path = HERE, markdown=generate) -> list[str]:
+    """Names of the ``.md`` files in ``folder`` that are missing or differ from ``markdown(name)``."""
+    out = []
+    for name in SCRIPTS:
+        path = folder / f"{name}.md"
+        if not path.exists() or path.read_text(encoding="utf-8") != markdown(name):
+            out.append(path.name)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (or with ``--check`` compare) every derivation; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
     args = parser.parse_args(argv)
-    stale = []
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print(f"stale derivations: {', '.join(stale)} (run python derivations/run_all.py)", file=sys.stderr)
+            return 1
+        print(f"all {len(SCRIPTS)} derivations are current", file=sys.stderr)
+        return 0
+    write_atomic = load("_common").write_atomic
     for name in SCRIPTS:
-        module = load(name)
         path = HERE / f"{name}.md"
-        text = module.markdown()
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(path.name)
-        else:
-            load("_common").write_atomic(path, text)
-        print(f"{'checked' if args.check else 'wrote'} {path.name}", file=sys.stderr)
-    if stale:
-        print(f"stale derivations: {', '.join(stale)} (run python derivations/run_all.py)", file=sys.stderr)
-        return 1
+        write_atomic(path, generate(name))
+        print(f"wrote {path.name}", file=sys.stderr)
     return 0
 
 

@@ -34,7 +34,7 @@ def tol(size):
 def lam(args, expr):
     """Lambdify ``expr`` with arguments given as a list of SymPy matrices (each fed a numpy array)."""
     flat = [x for a in args for x in a]
-    f = sp.lambdify(flat, expr, "numpy")
+    f = sp.lambdify(flat, expr, "numpy", cse=True)
 
     def call(*arrays):
         vals = [x for arr in arrays for x in np.asarray(arr, np.float64).ravel()]
