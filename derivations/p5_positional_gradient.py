@@ -1,5 +1,7 @@
 """P5: the gradient of label supervision in the positional query-key block at W = 0."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
 from _common import check, main, tex
 

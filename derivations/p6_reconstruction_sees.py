@@ -1,5 +1,7 @@
 """P6: the expected reconstruction score gradient with the copy readout."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 from itertools import combinations, product
 
 import sympy as sp

@@ -1,7 +1,9 @@
 """P7: locally, not globally, blind: second-order Taylor coefficient along a circulant direction."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
-from _common import check, main, tex
+from _common import check, main
 
 from blindspot import symbolic as sym
 
@@ -21,7 +23,9 @@ def markdown() -> str:
     loss = sym.classification_loss(t * direction, v, head, bias, 0, phi=phi)
     coeffs = sym.taylor_coefficients(loss, t, 2)
     check(sym.canonical(coeffs[1]) == 0, "first order zero with MLP")
-    closed = sym.circulant_second_order(v, direction, head, bias, 0, phi=phi, phi_second=sym.tanh_mlp_second(w1, b1, w2))
+    closed = sym.circulant_second_order(
+        v, direction, head, bias, 0, phi=phi, phi_second=sym.tanh_mlp_second(w1, b1, w2)
+    )
     check(sym.canonical(coeffs[2] - closed) == 0, "second-order closed form")
     point = {x: sp.Rational(i + 1, 4) for i, x in enumerate(list(v) + list(w1) + list(w2) + list(head) + list(c))}
     point.update({x: 0 for x in list(b1) + list(b2) + list(bias)})

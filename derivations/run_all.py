@@ -25,7 +25,7 @@ def load(name: str):
 
 
 def generate(name: str) -> str:
-    """The Markdown text that the script ``name`` produces now."""
+    """Return the Markdown text that the script ``name`` produces now."""
     return load(name).markdown()
 
 

@@ -26,7 +26,9 @@ def generated(name):
 def test_committed_derivation_is_current(name):
     path = DERIVATIONS / f"{name}.md"
     assert path.exists(), f"{path.name} missing: run python derivations/run_all.py"
-    assert path.read_text(encoding="utf-8") == generated(name), f"{path.name} is stale: run python derivations/run_all.py"
+    assert path.read_text(encoding="utf-8") == generated(name), (
+        f"{path.name} is stale: run python derivations/run_all.py"
+    )
 
 
 @pytest.mark.parametrize("name", run_all().SCRIPTS)

@@ -14,7 +14,7 @@ import sympy as sp
 
 from blindspot import ModelConfig, init
 from blindspot import symbolic as sym
-from blindspot.model import embed, pool, features_at_scores, scores_from_query_key
+from blindspot.model import embed, features_at_scores, pool, scores_from_query_key
 from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
 from blindspot.tolerances import close_tolerance
 
@@ -243,8 +243,11 @@ def _visible_fractions(seed, n, **kw):
 def test_p4_band_visible_fraction(seed):
     n = 6
     got, rank = _visible_fractions(seed, n, mlp=3)
-    closed = sp.lambdify([sp.Symbol("n", positive=True, integer=True), sp.Symbol("k", nonnegative=True, integer=True)],
-                         sym.band_visible_fraction(), "numpy")
+    closed = sp.lambdify(
+        [sp.Symbol("n", positive=True, integer=True), sp.Symbol("k", nonnegative=True, integer=True)],
+        sym.band_visible_fraction(),
+        "numpy",
+    )
     want = np.asarray([float(closed(n, k)) for k in range(n)])
     assert rank == n - 1
     assert np.max(np.abs(got - want)) < tol(n * n * 3 * n)
@@ -268,8 +271,12 @@ def _p5(seed, centred, **kw):
     )(w0)
     _, formula = _p4(4, 2, 3, 2, 1, config.mlp > 0, False)
     want = formula(*_p4_inputs(config, params, tokens), params.positional)
-    scale = np.linalg.norm(jax.grad(lambda s: classification_loss_at_scores(params, config, tokens, 1, s))(
-        jnp.zeros((4, 4), F64))) * np.linalg.norm(params.positional) ** 2
+    scale = (
+        np.linalg.norm(
+            jax.grad(lambda s: classification_loss_at_scores(params, config, tokens, 1, s))(jnp.zeros((4, 4), F64))
+        )
+        * np.linalg.norm(params.positional) ** 2
+    )
     return np.asarray(got), want, scale
 
 
@@ -309,7 +316,9 @@ def _jax_expected_copy_gradient(n, vocab, m, rho):
     for r, idx in enumerate(combinations(range(n), m)):
         masks[r, list(idx)] = True
     grad = jax.grad(lambda s, x, k: reconstruction_loss_at_scores(params, config, x, k, s))
-    per = jax.vmap(jax.vmap(grad, (None, None, 0)), (None, 0, None))(jnp.zeros((n, n), F64), jnp.asarray(seqs), jnp.asarray(masks))
+    per = jax.vmap(jax.vmap(grad, (None, None, 0)), (None, 0, None))(
+        jnp.zeros((n, n), F64), jnp.asarray(seqs), jnp.asarray(masks)
+    )
     return np.einsum("x,xmij->ij", prob, np.asarray(per)) / len(masks)
 
 
@@ -342,7 +351,13 @@ def _p7(n, d, hidden, classes, label):
     w2, b2 = sym.symbol_matrix(hidden, d, "e"), sym.symbol_matrix(1, d, "f")
     c = sp.Matrix([sp.symbols(f"k_0:{n}", real=True)])
     expr = sym.circulant_second_order(
-        v, sym.circulant(c), head, bias, label, phi=sym.tanh_mlp(w1, b1, w2, b2), phi_second=sym.tanh_mlp_second(w1, b1, w2)
+        v,
+        sym.circulant(c),
+        head,
+        bias,
+        label,
+        phi=sym.tanh_mlp(w1, b1, w2, b2),
+        phi_second=sym.tanh_mlp_second(w1, b1, w2),
     )
     return lam([v, head, bias, w1, b1, w2, b2, c], expr)
 
@@ -357,8 +372,11 @@ def _p7_jax(seed, **kw):
 
     zero = jnp.zeros((), F64)
     first, second = jax.jacfwd(f)(zero), jax.jacfwd(jax.jacfwd(f))(zero) / 2
-    scale = float(jnp.linalg.norm(jax.hessian(lambda s: classification_loss_at_scores(params, config, tokens, 0, s))(
-        jnp.zeros((4, 4), F64)))) * float(np.sum(c**2))
+    scale = float(
+        jnp.linalg.norm(
+            jax.hessian(lambda s: classification_loss_at_scores(params, config, tokens, 0, s))(jnp.zeros((4, 4), F64))
+        )
+    ) * float(np.sum(c**2))
     return config, params, tokens, c, float(first), float(second), scale
 
 
@@ -366,8 +384,11 @@ def _p7_jax(seed, **kw):
 def test_p7_second_order_with_mlp(seed):
     config, params, tokens, c, first, second, scale = _p7_jax(seed, mlp=3)
     m = params.mlp
-    want = float(_p7(4, 2, 3, 2, 0)(values_of(params, tokens), params.classifier.weight, params.classifier.bias,
-                                    m.w1, m.b1, m.w2, m.b2, c))
+    want = float(
+        _p7(4, 2, 3, 2, 0)(
+            values_of(params, tokens), params.classifier.weight, params.classifier.bias, m.w1, m.b1, m.w2, m.b2, c
+        )
+    )
     assert abs(first) < tol(16) * scale
     assert rel_err(second, want) < tol(16)
     assert abs(want) > 1e3 * tol(16) * scale
