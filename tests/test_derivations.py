@@ -1,6 +1,7 @@
 """Each committed derivation equals what its script produces now, and states a result."""
 
 import importlib.util
+import re
 from functools import cache
 from pathlib import Path
 
@@ -51,3 +52,15 @@ def test_check_detects_a_stale_or_missing_file(tmp_path):
     for other in names[2:]:
         (tmp_path / f"{other}.md").write_text(generated(other), encoding="utf-8")
     assert module.stale_files(tmp_path, generated) == [f"{names[0]}.md", f"{names[1]}.md"]
+
+
+def test_theory_index_links_every_derivation_and_claim():
+    text = (DERIVATIONS / "THEORY.md").read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)]+\.md)\)", text):
+        assert (DERIVATIONS / target).exists(), target
+    for name in run_all().SCRIPTS:
+        assert f"]({name}.md)" in text, name
+    for i in range(1, 10):
+        assert f"\n## P{i}:" in text, f"P{i}"
+    for i in range(1, 9):
+        assert f"| `P{i}` |" in text, f"claim P{i}"
