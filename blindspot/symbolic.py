@@ -195,19 +195,18 @@ def circulant(c) -> sp.Matrix:
     return sp.Matrix(n, n, lambda i, j: c[(j - i) % n])
 
 
-def toeplitz(c) -> sp.Matrix:
-    """Open-boundary Toeplitz matrix $T_{ij} = c_{j - i}$ from a dict {offset: value} (P3, P4)."""
-    offsets = dict(c)
-    n = 1 + max(abs(k) for k in offsets)
+def toeplitz(n: int, offsets: dict) -> sp.Matrix:
+    r"""Open-boundary Toeplitz matrix $T_{ij} = c_{j - i}$, $c$ given as {offset: value} (P3, P4)."""
+    _check_size("n", n)
     return sp.Matrix(n, n, lambda i, j: offsets.get(int(j - i), 0))
 
 
 def band(n: int, k: int) -> sp.Matrix:
-    r"""Band direction $B_k$: ones where $|i - j| = k$, an $n \times n$ 0/1 matrix (P4)."""
+    r"""Band direction $B_k$: ones where $|i - j| = k$, an $n \times n$ 0/1 Toeplitz matrix (P4)."""
     _check_size("n", n)
     if not 0 <= k < n:
         raise ValueError(f"k must be an integer in [0, {n - 1}], got {k!r}")
-    return sp.Matrix(n, n, lambda i, j: 1 if abs(i - j) == k else 0)
+    return toeplitz(n, {k: 1, -k: 1})
 
 
 def band_visible_fraction_direct(n: int, k: int) -> sp.Rational:
