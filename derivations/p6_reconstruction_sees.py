@@ -58,6 +58,23 @@ def markdown() -> str:
         for i in range(size):
             direct = sum(lam ** abs(i - k) for k in range(size) if k != i)
             check(sp.simplify(direct - sym.sticky_row_sum(i, size, lam)) == 0, f"row sum n={size} i={i}")
+    # 4b. the sticky-chain closed form stated at the top, symbolic V, lambda, m
+    for size in range(2, 7):
+        d = sp.KroneckerDelta
+        closed = sp.Matrix(
+            size,
+            size,
+            lambda i, j: (
+                -(size - m)
+                / (size**2 * (size - 1))
+                * (
+                    (sp.Rational(1, size) - d(i, j)) / vv
+                    + (1 - 1 / vv) * ((1 - d(i, j)) * lam ** abs(i - j) - sym.sticky_row_sum(i, size, lam) / size)
+                )
+            ),
+        )
+        formula = sym.expected_copy_gradient(sym.sticky_agreement(size, vv, lam), m)
+        check((closed - formula).applyfunc(sp.simplify) == sp.zeros(size, size), f"sticky closed form n={size}")
     # 5. i.i.d. tokens (lambda = 0)
     iid = sym.expected_copy_gradient(sym.sticky_agreement(N, V, 0), 1)
     c = sp.Rational(N - 1, N**2 * (N - 1))
@@ -113,7 +130,9 @@ symbolic $\\lambda$).**
    and $\\sum_k \\tilde\\rho_{{ik}} = \\frac{{n-1}}V + (1 - \\frac1V)\\sum_{{k\\ne i}}\\lambda^{{|i-k|}}$.
 5. Alignment. Off the diagonal, $-E[\\partial L/\\partial S_{{ij}}]$ is, up to a row constant (gauge, P1), the positive
    multiple $\\frac{{(n-m)(1 - 1/V)}}{{n^2(n-1)}}$ of $\\lambda^{{|i-j|}}$: descent raises the scores of near keys exactly as
-   the lag correlation of the data decays. For $\\lambda = 0$ it is $\\frac{{n-m}}{{n^2(n-1)V}}(I - \\frac1n 11^\\top)$.
+   the lag correlation of the data decays. For $\\lambda = 0$, $E[\\partial L/\\partial S] = \\frac{{n-m}}{{n^2(n-1)V}}(I - \\frac1n 11^\\top)$.
+   The closed form for the sticky chain stated at the top equals the general formula with $\\rho$ of the
+   chain exactly for every $n \\le 6$, with $V$, $\\lambda$, $m$ symbols.
 6. Span (the other half of P6, numerical): per-sample rows $\\frac1n(w_i - \\bar w_i 1)^\\top$ vary with the masked
    query $i$ and the data, so over samples they span the whole non-gauge space of dimension $n(n-1)$ for
    generic data; this is checked numerically by the analysis tools, not here.
