@@ -180,7 +180,8 @@ def test_p3_negative_open_boundary_toeplitz(seed):
 
 
 @cache
-def _p4(n, d, hidden, classes, label, mlp, residual):
+def _p4_u(n, d, hidden, classes, label, mlp, residual):
+    """Symbolic arguments and $u$ of P4 (tanh MLP, or identity with an optional residual mean)."""
     v, head, bias = sym.symbol_matrix(n, d, "v"), sym.symbol_matrix(d, classes, "w"), sym.symbol_matrix(1, classes, "b")
     w1, b1 = sym.symbol_matrix(d, hidden, "a"), sym.symbol_matrix(1, hidden, "c")
     w2, b2 = sym.symbol_matrix(hidden, d, "e"), sym.symbol_matrix(1, d, "f")
@@ -191,9 +192,20 @@ def _p4(n, d, hidden, classes, label, mlp, residual):
         )
     else:
         u = sym.mean_pool_uniform_u(v, head, bias, label, residual_mean=sp.ones(1, n) * h / n if residual else None)
-    p = sym.symbol_matrix(n, d, "p")
-    args = [v, head, bias, w1, b1, w2, b2, h]
-    return lam(args, sym.mean_pool_uniform_gradient(u)), lam([*args, p], sym.positional_gradient(p, u))
+    return [v, head, bias, w1, b1, w2, b2, h], u
+
+
+@cache
+def _p4(*key):
+    args, u = _p4_u(*key)
+    return lam(args, sym.mean_pool_uniform_gradient(u))
+
+
+@cache
+def _p5_formula(*key):
+    args, u = _p4_u(*key)
+    p = sym.symbol_matrix(key[0], key[1], "p")
+    return lam([*args, p], sym.positional_gradient(p, u))
 
 
 def _p4_inputs(config, params, tokens):
@@ -205,7 +217,7 @@ def _p4_inputs(config, params, tokens):
 
 def _p4_compare(seed, label, **kw):
     config, params, tokens = model(seed, **kw)
-    formula, _ = _p4(4, 2, 3, 2, label, config.mlp > 0, config.residual and config.mlp == 0)
+    formula = _p4(4, 2, 3, 2, label, config.mlp > 0, config.residual and config.mlp == 0)
     want = formula(*_p4_inputs(config, params, tokens))
     got = jax.grad(lambda s: classification_loss_at_scores(params, config, tokens, label, s))(jnp.zeros((4, 4), F64))
     return rel_err(got, want)
@@ -272,7 +284,7 @@ def _p5(seed, centred, **kw):
             params, config, tokens, 1, scores_from_query_key(w, params, config, tokens)
         )
     )(w0)
-    _, formula = _p4(4, 2, 3, 2, 1, config.mlp > 0, False)
+    formula = _p5_formula(4, 2, 3, 2, 1, config.mlp > 0, False)
     want = formula(*_p4_inputs(config, params, tokens), params.positional)
     scale = (
         np.linalg.norm(
