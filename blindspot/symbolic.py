@@ -325,7 +325,7 @@ def expected_copy_gradient(agreement: sp.Matrix, m) -> sp.Matrix:
     """
     n = agreement.rows
     rho = sp.Matrix(n, n, lambda i, j: 0 if i == j else agreement[i, j])
-    factor = -sp.Integer(n - m) / (sp.Integer(n) ** 2 * (n - 1)) if isinstance(m, int) else -(n - m) / (n**2 * (n - 1))
+    factor = -sp.sympify(n - m) / (n**2 * (n - 1))
     return factor * (rho - rho * sp.ones(n, n) / n)
 
 

@@ -413,3 +413,26 @@ def test_p7_zero_without_mlp_and_negative(seed):
     # the no-MLP prediction (zero curvature) fails once the JAX model has the tanh MLP
     *_, second_mlp, scale_mlp = _p7_jax(seed, mlp=3)
     assert abs(second_mlp) > SEPARATION * tol(16) * scale_mlp
+
+
+# ---------------------------------------------------------------- input validation
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sym.score_matrix(0), "n must be an integer >= 1"),
+        (lambda: sym.band(4, 4), r"k must be an integer in \[0, 3\]"),
+        (lambda: sym.band_visible_fraction_direct(3, -1), r"k must be an integer in \[0, 2\]"),
+        (lambda: sym.toeplitz(1.5, {}), "n must be an integer >= 1"),
+        (
+            lambda: sym.mean_pool_uniform_u(
+                sp.ones(2, 1), sp.ones(1, 2), sp.zeros(1, 2), 0, phi=lambda o: o, residual_mean=sp.zeros(1, 1)
+            ),
+            "residual_mean must be None",
+        ),
+    ],
+)
+def test_symbolic_refuses_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
