@@ -1,5 +1,7 @@
 """P1: the softmax Jacobian, its value at uniform attention, its rank and kernel, the gauge."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
 from _common import check, main, tex
 

@@ -1,5 +1,7 @@
 """P2: the column-mass identity of mean pooling (and the residual correction)."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
 from _common import check, main, tex
 

@@ -1,5 +1,7 @@
 """P3: circulant score matrices give doubly stochastic attention and a flat label loss."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
 from _common import check, main, tex
 
@@ -59,7 +61,7 @@ is globally flat for label supervision; its Taylor coefficients of every order $
    in $v$ and $h$), for every $n = {SIZES.start}, \\dots, {SIZES.stop - 1}$: $A$ is circulant, `cancel` gives
    $A^\\top 1 = A 1 = 1$ and $z(S) - z(0) = 0$.
 5. Boundaries matter. The open-boundary band $B_1$ (Toeplitz, not circulant) for $n = {n}$: the column
-   mass $m_0(tB_1)$ has Taylor coefficients $({', '.join(tex(x) for x in coeffs)})$ in $t^0, t^1, t^2$; the
+   mass $m_0(tB_1)$ has Taylor coefficients $({", ".join(tex(x) for x in coeffs)})$ in $t^0, t^1, t^2$; the
    first-order term is non-zero, so Toeplitz directions are flat only up to boundary terms (P4 measures them).
 
 ## Result

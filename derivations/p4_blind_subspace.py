@@ -1,5 +1,7 @@
 """P4: the first-order blind subspace of label supervision at uniform attention."""
 
+# ruff: noqa: E501  (the Markdown text keeps its LaTeX lines whole)
+
 import sympy as sp
 from _common import check, main, tex
 
@@ -126,7 +128,7 @@ it is $k/n^2 + O(n^{{-3}})$.
    derivative of the loss at $S = 0$ minus $\\frac1n 1(u - \\bar u 1)^\\top$ is exactly $0$, with the
    $\\tanh$ MLP and no residual, and with a residual and no MLP.
 3. Residual + MLP ($d = 1$, hidden 1, a rational point): rows $0$ and $1$ of the gradient differ by
-   $({', '.join(str(x) for x in diff)})$ (exact value evaluated to 12 digits), non-zero: the
+   $({", ".join(str(x) for x in diff)})$ (exact value evaluated to 12 digits), non-zero: the
    identical-rows form fails.
 4. Dimension. $w \\mapsto 1 w^\\top$ is injective, so $\\dim U = \\dim\\{{w^\\top 1 = 0\\}} = n - 1$. $D \\perp U$ iff
    $\\langle D, 1 w^\\top\\rangle = (D^\\top 1)^\\top w = 0$ for all $w \\perp 1$, i.e. $D^\\top 1 \\in \\mathrm{{span}}(1)$:
