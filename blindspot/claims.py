@@ -139,7 +139,7 @@ def _p2_loss_change(config, seed):
 def measure_p2(full: bool, seed: int):
     """P2: with mean pooling and no MLP, L_cls depends on S only through the column masses."""
     n = 32 if full else 8
-    config = ModelConfig(n=n, d=4, vocab=4, qk_init="random", qk_init_scale=2.0)
+    config = ModelConfig(n=n, d=4, vocab=4, qk_init="random", qk_init_scale=0.5)
     change, params, x, a = _p2_loss_change(config, seed)
     values = np.asarray(embed(params, x) @ params.value)
     a_sym = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"a_{i}_{j}", real=True))
@@ -147,7 +147,7 @@ def measure_p2(full: bool, seed: int):
     m = np.asarray(masses(*a.ravel()), dtype=float).ravel()
     z_from_masses = m @ values / n
     z_model = pool(config, features_at_scores(params, config, x, jnp.log(jnp.asarray(a))))
-    broken = ModelConfig(n=n, d=4, vocab=4, mlp=8, qk_init="random", qk_init_scale=2.0)
+    broken = ModelConfig(n=n, d=4, vocab=4, mlp=8, qk_init="random", qk_init_scale=0.5)
     evidence = [
         Evidence(
             "pooled output vs SymPy column-mass form (1/n) m^T V (rel. diff.)",
