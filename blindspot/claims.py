@@ -311,12 +311,10 @@ def measure_p5(full: bool, seed: int):
         return ModelConfig(n=n, d=d, vocab=4, scores="position", positional="random", centred=centred)
 
     params, tokens, labels, g_raw, raw_size = _p5_gradients(config(False), seed, batch)
-    p = np.asarray(positions(params))
-    p_sym = sp.Matrix(n, d, lambda i, j: sp.Symbol(f"p_{i}_{j}", real=True))
-    u_sym = sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"u_{i}", real=True))
-    formula = sp.lambdify([list(p_sym), list(u_sym)], symbolic.positional_gradient(p_sym, u_sym), "numpy")
+    p = sp.Matrix(np.asarray(positions(params)))
     w = np.asarray(classification_column_factors(params, config(False), tokens, labels))  # w = (u - u_bar 1)/n
-    predicted = np.stack([np.asarray(formula(p.ravel(), n * w_b), dtype=float) for w_b in w])
+    # the SymPy formula evaluated at the float64 point (SymPy floats carry 53-bit precision)
+    predicted = np.stack([np.array(symbolic.positional_gradient(p, sp.Matrix(n * w_b)), dtype=float) for w_b in w])
     rank = max(numerical_rank(g).rank for g in g_raw)
     size_name = "max ||dL/dW||_F / (sqrt(n) ||P||_2^2 ||w||)"
     evidence = [
@@ -336,10 +334,9 @@ def measure_p5(full: bool, seed: int):
 # ---------------------------------------------------------------- P6
 
 
-def _expected_copy_gradient(n: int, m: int, agreement: np.ndarray) -> np.ndarray:
-    rho = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"r_{i}_{j}", real=True))
-    f = sp.lambdify(list(rho), symbolic.expected_copy_gradient(rho, m), "numpy")
-    return np.asarray(f(*agreement.ravel()), dtype=float)
+def _expected_copy_gradient(m: int, agreement: np.ndarray) -> np.ndarray:
+    """P6's exact SymPy expectation evaluated at a float64 agreement matrix $P(x_i = x_j)$."""
+    return np.array(symbolic.expected_copy_gradient(sp.Matrix(agreement), m), dtype=float)
 
 
 def _copy_gradient_mean(config, tokens, masks):
@@ -365,7 +362,7 @@ def measure_p6(full: bool, seed: int):
     k = jax.random.split(jax.random.key(seed + 1000), 3)
     masks_mc = sample_masks(k[0], samples, n, copy.mask_rate)
     lags = np.arange(n)[:, None] - np.arange(n)[None, :]
-    expected = _expected_copy_gradient(n, copy.masked_count, lag_agreement(lags, copy.vocab, rho))
+    expected = _expected_copy_gradient(copy.masked_count, lag_agreement(lags, copy.vocab, rho))
     sticky_mean, bound = _copy_gradient_mean(copy, markov_tokens(k[1], samples, n, copy.vocab, rho), masks_mc)
     iid_mean, iid_bound = _copy_gradient_mean(copy, iid_tokens(k[2], samples, n, copy.vocab), masks_mc)
     evidence = [
@@ -492,7 +489,7 @@ def measure_p7(full: bool, seed: int):
 def _p8_reconstruction_step(config, params, agreement):
     r"""Exact expected query-key gradient $P^\top E[\partial L_{rec}/\partial S] P$ (copy readout)."""
     p = np.asarray(positions(params))
-    return p.T @ _expected_copy_gradient(config.n, config.masked_count, agreement) @ p
+    return p.T @ _expected_copy_gradient(config.masked_count, agreement) @ p
 
 
 def _p8_label_step(config, seed, samples):
