@@ -143,10 +143,15 @@ def features_at_scores(
     o = jnp.einsum("nm,md,de->ne", a, h, params.value)
     if config.residual:
         o = o + h
-    if params.mlp is not None:
-        m = params.mlp
-        o = jnp.tanh(o @ m.w1 + m.b1) @ m.w2 + m.b2
-    return o
+    return position_wise(params, o)
+
+
+def position_wise(params: Params, o: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    """The position-wise map $\\phi$: the MLP when ``params.mlp`` is set, else the identity."""
+    if params.mlp is None:
+        return o
+    m = params.mlp
+    return jnp.tanh(o @ m.w1 + m.b1) @ m.w2 + m.b2
 
 
 def pool(config: ModelConfig, features: Float[Array, "n d"]) -> Float[Array, " d"]:

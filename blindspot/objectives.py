@@ -11,14 +11,21 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from blindspot.config import ModelConfig
-from blindspot.model import Params, class_logits_at_scores, features_at_scores, mask_tokens, scores
+from blindspot.model import Params, class_logits_at_scores, features_at_scores, mask_tokens, pool, scores
 
 
 def classification_loss_at_scores(
     params: Params, config: ModelConfig, tokens: Int[Array, " n"], label, s: Float[Array, "n n"]
 ) -> Float[Array, ""]:
     """Cross-entropy of the pooled classifier of one sequence at score matrix $S$."""
-    logits = class_logits_at_scores(params, config, tokens, s)
+    return classification_loss_at_features(params, config, features_at_scores(params, config, tokens, s), label)
+
+
+def classification_loss_at_features(
+    params: Params, config: ModelConfig, features: Float[Array, "n d"], label
+) -> Float[Array, ""]:
+    """Cross-entropy of the pooled classifier given the per-position features $f_i$."""
+    logits = pool(config, features) @ params.classifier.weight + params.classifier.bias
     return -jax.nn.log_softmax(logits)[label]
 
 
@@ -42,14 +49,27 @@ def reconstruction_loss_at_scores(
         a = jax.nn.softmax(s, axis=-1)
         hits = (masked[None, :] == tokens[:, None]).astype(a.dtype)
         per_position = -jnp.sum(a * hits, axis=-1)
+        weights = mask.astype(per_position.dtype)
+        return jnp.sum(weights * per_position) / jnp.sum(weights)
+    return reconstruction_loss_at_features(params, config, tokens, mask, features_at_scores(params, config, masked, s))
+
+
+def reconstruction_loss_at_features(
+    params: Params, config: ModelConfig, tokens: Int[Array, " n"], mask: Bool[Array, " n"], features: Float[Array, "n d"]
+) -> Float[Array, ""]:
+    """Masked reconstruction loss given the per-position features of the masked input (linear heads).
+
+    Mean over $i \\in M$ of cross-entropy or squared error of $z_i = f_i W_r + b_r$ against $x_i$;
+    the ``"copy"`` readout does not use features and is refused.
+    """
+    if config.reconstruction == "copy":
+        raise ValueError("config.reconstruction must be one of {cross_entropy, squared} here, got 'copy'")
+    z = features @ params.reconstructor.weight + params.reconstructor.bias
+    if config.reconstruction == "cross_entropy":
+        per_position = -jnp.take_along_axis(jax.nn.log_softmax(z), tokens[:, None], axis=-1)[:, 0]
     else:
-        f = features_at_scores(params, config, masked, s)
-        z = f @ params.reconstructor.weight + params.reconstructor.bias
-        if config.reconstruction == "cross_entropy":
-            per_position = -jnp.take_along_axis(jax.nn.log_softmax(z), tokens[:, None], axis=-1)[:, 0]
-        else:
-            target = jax.nn.one_hot(tokens, config.vocab, dtype=z.dtype)
-            per_position = 0.5 * jnp.sum((z - target) ** 2, axis=-1)
+        target = jax.nn.one_hot(tokens, config.vocab, dtype=z.dtype)
+        per_position = 0.5 * jnp.sum((z - target) ** 2, axis=-1)
     weights = mask.astype(per_position.dtype)
     return jnp.sum(weights * per_position) / jnp.sum(weights)
 

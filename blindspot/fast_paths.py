@@ -1,0 +1,161 @@
+r"""Closed-form score gradients at uniform attention, in factored form (P4, P6).
+
+At uniform attention ($W = 0$, so $S = 0$ and $A = \mathbf 1 \mathbf 1^\top / n$) the score gradient of
+any loss of the outputs $o_i$ is
+
+$$\frac{\partial L}{\partial S_{ij}} = A_{ij}\Big(w_{ij} - \sum_k A_{ik} w_{ik}\Big)
+= \frac1n \big(w_{ij} - \bar w_i\big), \qquad w_{ij} = g_i^\top v_j,\ g_i = \partial L / \partial o_i,$$
+
+so $\partial L / \partial S = \frac1n\, \Gamma\, \tilde V^\top$ with $\Gamma$ the $(n, d)$ matrix of the $g_i$ and
+$\tilde V = V - \mathbf 1 \bar v^\top$ the centred values: a rank-$\le d$ factorisation costing $O(n d)$ per
+sample and row instead of the $O(n^2 d)$ of autodiff through the softmax. The $g_i$ come from
+autodiff of the *position-wise* part of the model only ($\phi$ and the heads), at the outputs
+$o_i = \bar v$ (plus $h_i$ with a residual).
+
+For mean-pooled classification where every $g_i$ is equal (no MLP, or an MLP without a residual),
+the gradient is the rank-one $\frac1n \mathbf 1 (u - \bar u \mathbf 1)^\top$, $u_j = g^\top v_j$ (P4):
+:func:`classification_column_factors` returns the $(b, n)$ column factors.
+
+Both refuse any state where these closed forms do not hold (``W != 0``; and for the rank-one form
+residual + MLP, or last/first pooling) with a one-line ``ValueError``.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from blindspot.checks import check_choice, is_concrete
+from blindspot.config import ModelConfig
+from blindspot.model import Params, embed, mask_tokens, position_wise, query_key_matrix
+from blindspot.objectives import classification_loss_at_features, reconstruction_loss_at_features
+
+OBJECTIVES = ("classification", "reconstruction")
+
+
+class ScoreFactors(NamedTuple):
+    r"""Per-sample score gradients $\partial L_b / \partial S = R_b C_b^\top$ in factored form."""
+
+    rows: Float[Array, "b n r"]
+    columns: Float[Array, "b n r"]
+
+
+def check_uniform_attention(params: Params) -> None:
+    """Refuse a state whose query-key matrix is not exactly zero (the closed forms need $A = 11^T/n$)."""
+    w = query_key_matrix(params)
+    if not is_concrete(w):
+        return
+    largest = float(np.max(np.abs(np.asarray(w))))
+    if largest != 0.0:
+        raise ValueError(
+            "params.query_key must give W = 0 (uniform attention) for the closed-form score gradient, "
+            f"got max |W| = {largest:.3g}; use jacobian.score_gradients (autodiff) instead"
+        )
+
+
+def check_rank_one_classification(config: ModelConfig) -> None:
+    """Refuse configurations where mean-pooled classification gradients are not rank one with equal rows."""
+    if config.pooling != "mean":
+        raise ValueError(f"config.pooling must be 'mean' for the rank-one classification form, got {config.pooling!r}")
+    if config.residual and config.mlp > 0:
+        raise ValueError(
+            "config must not combine residual=True with mlp > 0 for the rank-one classification form "
+            "(the outputs o_i = v_bar + h_i then differ through the MLP); use uniform_score_factors"
+        )
+
+
+def _uniform_factors(params, config, objective, tokens, target):
+    """One sequence: $(\\Gamma / n, \\tilde V)$ with $g_i$ from autodiff of the position-wise part."""
+    n = config.n
+    if objective == "reconstruction":
+        inputs = mask_tokens(config, tokens, target)
+    else:
+        inputs = tokens
+    if objective == "reconstruction" and config.reconstruction == "copy":
+        values = jax.nn.one_hot(inputs, config.vocab + 1, dtype=params.value.dtype)
+        m = jnp.sum(target.astype(values.dtype))
+        g = -(target.astype(values.dtype) / m)[:, None] * jax.nn.one_hot(tokens, config.vocab + 1, dtype=values.dtype)
+    else:
+        h = embed(params, inputs)
+        values = h @ params.value
+        o = jnp.broadcast_to(values.mean(axis=0), values.shape)
+        if config.residual:
+            o = o + h
+
+        def loss_of_outputs(outputs):
+            features = position_wise(params, outputs)
+            if objective == "classification":
+                return classification_loss_at_features(params, config, features, target)
+            return reconstruction_loss_at_features(params, config, tokens, target, features)
+
+        g = jax.grad(loss_of_outputs)(o)
+    return g / n, values - values.mean(axis=0)
+
+
+def _check(params, config, objective, tokens, target):
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "classification":
+        config.check_batch(tokens, labels=target)
+    else:
+        config.check_batch(tokens, masks=target)
+    check_uniform_attention(params)
+
+
+def uniform_score_factors(
+    params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array
+) -> ScoreFactors:
+    r"""Per-sample score gradients at uniform attention as factors $R_b = \Gamma_b / n$, $C_b = \tilde V_b$.
+
+    Parameters
+    ----------
+    params, config
+        The model; ``params`` must have $W = 0$.
+    objective
+        ``"classification"`` (``target`` = labels, shape (b,)) or ``"reconstruction"`` (``target`` =
+        boolean masks, shape (b, n); the scores are those of the masked input).
+    tokens
+        Token ids, shape (b, n).
+
+    Returns
+    -------
+    ScoreFactors
+        ``rows`` and ``columns`` of shape (b, n, r) with $r = d$ ($r = V + 1$ for the copy readout):
+        $\partial L_b / \partial S = R_b C_b^\top$.
+
+    Notes
+    -----
+    Valid for every pooling, residual and MLP at uniform attention (P4, P6): row i of the gradient is
+    $\frac1n(w_{ij} - \bar w_i)$, $w_{ij} = g_i^\top v_j$. Cost $O(n d (d + h + c))$ per sample.
+    """
+    _check(params, config, objective, tokens, target)
+    return ScoreFactors(*jax.vmap(lambda x, t: _uniform_factors(params, config, objective, x, t))(tokens, target))
+
+
+def classification_column_factors(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
+) -> Float[Array, "b n"]:
+    r"""Column factors $w_b$ of the rank-one classification gradients $\partial L_b/\partial S = \mathbf 1 w_b^\top$ (P4).
+
+    Notes
+    -----
+    Mean pooling at uniform attention with all $g_i = g$ equal (no MLP, or an MLP without residual):
+    $w = \frac1n (u - \bar u \mathbf 1)$, $u_j = g^\top v_j$, $g = \partial L / \partial o_i$, so
+    $w^\top \mathbf 1 = 0$ and the gradient lies in the column-sum space U. $O(n d)$ per sample.
+    Refuses other configurations (see ``check_rank_one_classification``).
+    """
+    check_rank_one_classification(config)
+    _check(params, config, "classification", tokens, labels)
+
+    def one(x, y):
+        g, centred = _uniform_factors(params, config, "classification", x, y)
+        return centred @ g[0]
+
+    return jax.vmap(one)(tokens, labels)
+
+
+def dense_gradients(factors: ScoreFactors) -> Float[Array, "b n n"]:
+    """Assemble dense per-sample gradients $R_b C_b^\\top$ from factors (small n, for checks)."""
+    return jnp.einsum("bir,bjr->bij", factors.rows, factors.columns)
+

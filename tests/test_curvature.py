@@ -1,0 +1,239 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from blindspot import ModelConfig, init
+from blindspot.curvature import (
+    CurvatureSplit,
+    dense_hessian,
+    gauss_newton_split,
+    hvp,
+    lanczos_extreme,
+    restricted_hessian,
+)
+from blindspot.data import iid_tokens, sample_masks
+from blindspot.model import class_logits_at_scores
+from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.tolerances import close_tolerance
+
+N, D, BATCH = 5, 4, 3
+F64 = jnp.float64
+
+
+def classification_problem(seed, *, mlp=5, residual=False):
+    """Mean score-space cross-entropy over a small batch sharing one score matrix S."""
+    config = ModelConfig(n=N, d=D, vocab=4, classes=3, mlp=mlp, residual=residual)
+    keys = jax.random.split(jax.random.key(seed), 4)
+    params = init(keys[0], config)
+    tokens = iid_tokens(keys[1], BATCH, N, config.vocab)
+    labels = jax.random.randint(keys[2], (BATCH,), 0, config.classes, jnp.int32)
+
+    def logits(s):
+        return jax.vmap(lambda x: class_logits_at_scores(params, config, x, s))(tokens)
+
+    def loss_of_logits(z):
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), labels[:, None], axis=1))
+
+    def loss(s):
+        return jnp.mean(jax.vmap(lambda x, y: classification_loss_at_scores(params, config, x, y, s))(tokens, labels))
+
+    s = 0.5 * jax.random.normal(keys[3], (N, N), F64)
+    return loss, logits, loss_of_logits, s
+
+
+def reconstruction_problem(seed):
+    config = ModelConfig(n=N, d=D, vocab=4, mlp=5, mask_rate=0.4)
+    keys = jax.random.split(jax.random.key(seed), 4)
+    params = init(keys[0], config)
+    tokens = iid_tokens(keys[1], BATCH, N, config.vocab)
+    masks = sample_masks(keys[2], BATCH, N, config.mask_rate)
+
+    def loss(s):
+        return jnp.mean(jax.vmap(lambda x, m: reconstruction_loss_at_scores(params, config, x, m, s))(tokens, masks))
+
+    return loss, 0.5 * jax.random.normal(keys[3], (N, N), F64)
+
+
+def random_orthonormal_basis(key, k, shape):
+    q, _ = jnp.linalg.qr(jax.random.normal(key, (int(np.prod(shape)), k), F64))
+    return q.T.reshape(k, *shape)
+
+
+def toeplitz_basis(n):
+    i, j = np.indices((n, n))
+    return jnp.asarray(np.stack([(j - i == k) / np.sqrt(n - abs(k)) for k in range(-(n - 1), n)]))
+
+
+def dense_projected(f, x, basis):
+    """Reference: dense jax.hessian, flattened, then projected onto the basis."""
+    h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+    q = np.asarray(basis).reshape(basis.shape[0], -1)
+    return q @ h @ q.T
+
+
+def assert_close(actual, expected, size, err_msg=""):
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=close_tolerance(F64, size) * scale, err_msg=err_msg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hvp_matches_dense_hessian(seed):
+    loss, _, _, s = classification_problem(seed)
+    v = jax.random.normal(jax.random.key(seed + 10), s.shape, F64)
+    expected = np.asarray(jax.hessian(loss)(s)).reshape(s.size, s.size) @ np.asarray(v).ravel()
+    assert_close(np.asarray(hvp(loss, s, v)).ravel(), expected, s.size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("objective", ["classification", "reconstruction"])
+@pytest.mark.parametrize("family", ["random", "toeplitz"])
+def test_restricted_hessian_matches_dense_projection(seed, objective, family):
+    if objective == "classification":
+        loss, _, _, s = classification_problem(seed)
+    else:
+        loss, s = reconstruction_problem(seed)
+    basis = random_orthonormal_basis(jax.random.key(seed + 20), 7, s.shape) if family == "random" else toeplitz_basis(N)
+    actual = restricted_hessian(loss, s, basis)
+    assert actual.shape == (basis.shape[0],) * 2
+    assert_close(np.asarray(actual), dense_projected(loss, s, basis), s.size, err_msg=f"{objective}/{family}")
+
+
+def test_restricted_hessian_of_pytree_matches_dense():
+    def f(tree):
+        a, b = tree["a"], tree["b"]
+        return jnp.sum(jnp.sin(a)) * jnp.sum(jnp.cos(b)) + jnp.sum(a**2) * jnp.sum(b**3)
+
+    x = {"a": jnp.array([0.3, -0.2, 0.7], F64), "b": jnp.array([[0.1, 0.5], [-0.4, 0.2]], F64)}
+    flat_basis = random_orthonormal_basis(jax.random.key(3), 4, (7,))
+    basis = {"a": flat_basis[:, :3], "b": flat_basis[:, 3:].reshape(4, 2, 2)}
+    flat_x, unravel = ravel_pytree(x)
+    expected = dense_projected(lambda y: f(unravel(y)), flat_x, flat_basis)
+    assert_close(np.asarray(restricted_hessian(f, x, basis)), expected, 7)
+
+
+def test_restricted_hessian_refuses_bad_basis():
+    loss, _, _, s = classification_problem(0)
+    with pytest.raises(ValueError, match="basis must have shape"):
+        restricted_hessian(loss, s, jnp.zeros((3, N, N + 1)))
+    with pytest.raises(ValueError, match="basis must have shape"):
+        restricted_hessian(loss, s, jnp.zeros((N, N)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("mlp", [0, 5])
+def test_gauss_newton_split(seed, mlp):
+    loss, logits, loss_of_logits, s = classification_problem(seed, mlp=mlp)
+    basis = random_orthonormal_basis(jax.random.key(seed + 30), 6, s.shape)
+    split = gauss_newton_split(logits, loss_of_logits, s, basis)
+    assert isinstance(split, CurvatureSplit)
+    k = basis.shape[0]
+    # Identity: total = Gauss-Newton + functional (all three computed independently).
+    assert_close(np.asarray(split.gauss_newton + split.functional), np.asarray(split.total), s.size)
+    # Total against the dense Hessian of the composition.
+    assert_close(np.asarray(split.total), dense_projected(loss, s, basis), s.size)
+    # Gauss-Newton against dense Jacobian and dense Hessian of the loss in the logits.
+    z = logits(s)
+    jac = np.asarray(jax.jacfwd(logits)(s)).reshape(z.size, s.size)
+    h_l = np.asarray(jax.hessian(loss_of_logits)(z)).reshape(z.size, z.size)
+    jq = jac @ np.asarray(basis).reshape(k, -1).T
+    assert_close(np.asarray(split.gauss_newton), jq.T @ h_l @ jq, s.size)
+    # Cross-entropy is convex in the logits: Gauss-Newton is symmetric positive semi-definite.
+    gn = np.asarray(split.gauss_newton)
+    tol = close_tolerance(F64, s.size) * max(1.0, np.abs(gn).max())
+    np.testing.assert_allclose(gn, gn.T, rtol=0, atol=tol)
+    assert np.linalg.eigvalsh(gn).min() >= -tol
+
+
+def test_dense_hessian_guard():
+    def forbidden(_):
+        raise AssertionError("f must not be evaluated above the guard")
+
+    with pytest.raises(ValueError, match="restricted_hessian.*lanczos_extreme"):
+        dense_hessian(forbidden, jnp.zeros((8, 8)), max_size=63)
+    with pytest.raises(ValueError, match="max_size"):
+        dense_hessian(forbidden, jnp.zeros(3), max_size=0)
+    loss, _, _, s = classification_problem(0)
+    np.testing.assert_array_equal(dense_hessian(loss, s, max_size=s.size), jax.hessian(loss)(s))
+
+
+def symmetric_with_spectrum(seed, spectrum):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(spectrum), len(spectrum))))
+    return (q * spectrum) @ q.T
+
+
+def check_lanczos_relation(a, result):
+    q = np.asarray(result.basis).T
+    k = q.shape[1]
+    norm = np.linalg.norm(a, 2)
+    tol = close_tolerance(F64, a.shape[0]) * norm
+    e_k = np.zeros(k)
+    e_k[-1] = 1.0
+    np.testing.assert_allclose(a @ q, q @ np.asarray(result.tridiagonal) + np.outer(result.residual, e_k), atol=tol)
+    np.testing.assert_allclose(q.T @ q, np.eye(k), atol=close_tolerance(F64, a.shape[0]))
+    np.testing.assert_allclose(q.T @ np.asarray(result.residual), 0.0, atol=tol)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lanczos_full_krylov_recovers_spectrum(seed):
+    m = 30
+    spectrum = np.random.default_rng(seed + 100).standard_normal(m)
+    a = symmetric_with_spectrum(seed, spectrum)
+    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, m, jax.random.key(seed))
+    check_lanczos_relation(a, result)
+    tol = close_tolerance(F64, m) * np.abs(spectrum).max()
+    np.testing.assert_allclose(result.ritz_values, np.linalg.eigh(a)[0], atol=tol)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lanczos_extreme_eigenpairs(seed):
+    m, k = 60, 25
+    rng = np.random.default_rng(seed + 200)
+    spectrum = np.concatenate([[-4.0, 5.0], rng.uniform(-1.0, 1.0, m - 2)])
+    a = symmetric_with_spectrum(seed, spectrum)
+    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, k, jax.random.key(seed))
+    check_lanczos_relation(a, result)
+    exact, vectors = np.linalg.eigh(a)
+    rounding = close_tolerance(F64, m) * np.linalg.norm(a, 2)
+    for index, position in enumerate([0, k - 1]):
+        theta = float(result.eigenvalues[index])
+        bound = float(result.ritz_residuals[position]) + rounding
+        # Ritz values lie inside the spectrum and within their residual norm of an eigenvalue.
+        assert exact[0] - rounding <= theta <= exact[-1] + rounding
+        target = exact[0] if index == 0 else exact[-1]
+        assert abs(theta - target) <= bound, (theta, target, bound)
+        y = np.asarray(result.eigenvectors[index])
+        np.testing.assert_allclose(np.linalg.norm(a @ y - theta * y), result.ritz_residuals[position], atol=rounding)
+        # Davis-Kahan: the angle to the eigenvector is at most residual / gap to the rest of the spectrum.
+        column = 0 if index == 0 else m - 1
+        gap = np.min(np.abs(np.delete(exact, column) - theta))
+        sine = np.sqrt(max(0.0, 1.0 - float(vectors[:, column] @ y) ** 2))
+        assert sine <= bound / gap + np.sqrt(rounding), (sine, bound, gap)
+
+
+def test_lanczos_handles_invariant_subspace():
+    # Only 3 distinct eigenvalues: the Krylov space is exhausted after 3 steps, Lanczos restarts.
+    m = 8
+    a = symmetric_with_spectrum(0, np.array([1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0]))
+    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, m, jax.random.key(0))
+    check_lanczos_relation(a, result)
+    np.testing.assert_allclose(result.ritz_values, np.linalg.eigh(a)[0], atol=close_tolerance(F64, m) * 3.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lanczos_on_score_space_hessian(seed):
+    loss, _, _, s = classification_problem(seed)
+    dim = s.size
+    result = lanczos_extreme(lambda v: hvp(loss, s, v.reshape(s.shape)).ravel(), dim, dim, jax.random.key(seed))
+    h = np.asarray(jax.hessian(loss)(s)).reshape(dim, dim)
+    check_lanczos_relation(h, result)
+    exact = np.linalg.eigvalsh(h)
+    np.testing.assert_allclose(result.eigenvalues, exact[[0, -1]], atol=close_tolerance(F64, dim) * np.abs(exact).max())
+
+
+def test_lanczos_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="num_steps"):
+        lanczos_extreme(lambda v: v, 4, 5, jax.random.key(0))
+    with pytest.raises(ValueError, match="dim"):
+        lanczos_extreme(lambda v: v, 0, 1, jax.random.key(0))
