@@ -2,14 +2,15 @@
 
 At $W = 0$ (uniform attention) take the batch gradient $G = \\partial L / \\partial W$ of label
 cross-entropy and of masked reconstruction, and report
-$\\cos(-G, I) = -\\mathrm{tr}(G) / (\\lVert G \\rVert_F \\sqrt d)$: the cosine of the first
-gradient-descent step with the "positional identity" direction $W = I$ (with sinusoidal
+$\\cos(-G, \\Pi_P)$ (``directions.first_step_cosine`` of the step $-G$): the cosine of the first
+gradient-descent step with the "positional identity" direction $\\Pi_P = P^+ P$ ($= I$ when $n \\ge d$) (with sinusoidal
 encodings, $p_i^\\top p_j$ depends on $i - j$ only, so $W = I$ is a proximity-type score
 pattern in the positional block). Encodings: sinusoidal and random, raw and centred; scores:
 position-only $S = P W P^\\top$ and content+position $S = H W H^\\top / \\sqrt d$; model without
 residual or MLP, mean pooling (the setting of P4/P5); reconstruction uses the "copy" readout
 of P6 (its score gradient follows the data's lag agreement). Data: ``paired_task`` sequences.
-A gradient whose norm is below $\\epsilon \\cdot$ the largest norm of that panel counts as zero.
+A gradient whose norm is below $\\epsilon\\, d \\max$ (max over the seeds and objectives of one
+setting, ``tolerances.rank_tolerance``) counts as exactly zero.
 Where a gradient is exactly zero (P5: centred encodings, position-only scores, classification)
 the cosine is undefined; the figure shows the gradient norm next to the cosine.
 Run: ``python experiments/parameter_alignment.py [--small]``.
@@ -26,9 +27,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blindspot.config import ModelConfig  # noqa: E402
+from blindspot.directions import first_step_cosine  # noqa: E402
 from blindspot.data import paired_task, sample_masks  # noqa: E402
 from blindspot.model import init  # noqa: E402
-from blindspot.tolerances import eps  # noqa: E402
+from blindspot.tolerances import rank_tolerance  # noqa: E402
 from blindspot.objectives import classification_loss, reconstruction_loss  # noqa: E402
 from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
 
@@ -59,13 +61,13 @@ def first_step(config: ModelConfig, keys, batch: int) -> tuple[np.ndarray, np.nd
         )
         grads = [-jax.grad(loss)(params.query_key) for loss in losses]
         norm = jnp.stack([jnp.linalg.norm(g) for g in grads])
-        inner = jnp.stack([jnp.trace(g) / np.sqrt(config.d) for g in grads])
-        return inner, norm
+        cos = jnp.stack([first_step_cosine(g, params.positional) for g in grads])
+        return cos, norm
 
-    inner, norm = jax.jit(jax.vmap(one))(keys)
-    inner, norm = np.asarray(inner), np.asarray(norm)
-    tiny = norm <= eps(norm.dtype) * np.max(norm)
-    return np.where(tiny, np.nan, inner / np.where(tiny, 1.0, norm)), norm
+    cos, norm = jax.jit(jax.vmap(one))(keys)
+    cos, norm = np.asarray(cos), np.asarray(norm)
+    tiny = norm <= rank_tolerance(np.max(norm), (config.d, config.d), norm.dtype)
+    return np.where(tiny, np.nan, cos), norm
 
 
 def compute(small: bool = False, root=None) -> None:
