@@ -1,0 +1,295 @@
+r"""First-order tools: per-sample gradients, numerical rank, spans, principal angles, visibility.
+
+A loss "sees" a score direction D at first order when some per-sample gradient has a component
+along D. Stack the b per-sample gradients as the rows of $M \in \mathbb R^{b \times N}$ ($N = n^2$ in
+score space); its row space is the gradient span $G$ with orthonormal basis $Q_G$, and for a family
+F with orthonormal basis $Q_F$ the *visible fraction* is $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$
+(0 = blind, 1 = fully visible), the mean squared cosine of the principal angles between F and G.
+
+Everything is computed from the thin SVD $M = U \Sigma V^\top$ and the inner products
+$P = M Q_F^\top$ of the samples with the family: $Q_G^\top Q_F = \Sigma_r^{-1} U_r^\top P$. The samples
+may be dense or factored (``fast_paths.ScoreFactors``); in factored form the left singular pairs
+come from the $b \times b$ Gram matrix and P from ``directions.factor_statistics``, so no $n \times n$
+object per sample and no $n^4$ object is ever formed.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Float, Int
+
+from blindspot.checks import check_choice, check_int
+from blindspot.config import ModelConfig
+from blindspot.fast_paths import OBJECTIVES, ScoreFactors
+from blindspot.model import Params, embed, mask_tokens, positions, query_key_matrix, scores_from_query_key
+from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.tolerances import rank_tolerance
+
+
+class Rank(NamedTuple):
+    """Numerical rank with the singular values and the tolerance used (``tolerances.rank_tolerance``)."""
+
+    rank: int
+    singular_values: Float[Array, " k"]
+    tolerance: float
+
+
+class Span(NamedTuple):
+    r"""Row space of a stack of b samples: rank, singular values, tolerance, $U_r$ and (dense) $Q_G$.
+
+    ``left`` is $U_r$ of shape (b, rank); ``basis`` the orthonormal rows $V_r^\top$ of shape (rank, N)
+    when the samples were dense, ``None`` when they were factored.
+    """
+
+    rank: int
+    singular_values: Float[Array, " k"]
+    tolerance: float
+    left: Float[Array, "b r"]
+    basis: Float[Array, "r N"] | None
+
+
+class Visibility(NamedTuple):
+    """Visible fraction of a family (0 = blind, 1 = fully visible) with the rank tolerance used."""
+
+    fraction: float
+    dim: int
+    span_rank: int
+    tolerance: float
+
+
+def _check_objective(config, objective, tokens, target):
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "classification":
+        config.check_batch(tokens, labels=target)
+    else:
+        config.check_batch(tokens, masks=target)
+
+
+def _loss_of_query_key(params, config, objective, w, x, t):
+    if objective == "classification":
+        return classification_loss_at_scores(params, config, x, t, scores_from_query_key(w, params, config, x))
+    masked = mask_tokens(config, x, t)
+    return reconstruction_loss_at_scores(params, config, x, t, scores_from_query_key(w, params, config, masked))
+
+
+def _score_gradients(params, config, objective, tokens, target):
+    w = query_key_matrix(params)
+
+    def one(x, t):
+        inputs = x if objective == "classification" else mask_tokens(config, x, t)
+        s = scores_from_query_key(w, params, config, inputs)
+        if objective == "classification":
+            return jax.grad(classification_loss_at_scores, argnums=4)(params, config, x, t, s)
+        return jax.grad(reconstruction_loss_at_scores, argnums=4)(params, config, x, t, s)
+
+    return jax.vmap(one)(tokens, target)
+
+
+_score_gradients_jit = jax.jit(_score_gradients, static_argnums=(1, 2))
+
+
+def score_gradients(
+    params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array
+) -> Float[Array, "b n n"]:
+    r"""Per-sample score-space gradients $\partial L_b / \partial S$ at the model's scores (vmap of grad).
+
+    ``objective="classification"``: ``target`` are labels (b,); ``"reconstruction"``: boolean masks
+    (b, n) and the scores are those of the masked input. Autodiff through the softmax: $O(n^2 d)$
+    per sample; see ``fast_paths`` for the closed forms at uniform attention.
+    """
+    _check_objective(config, objective, tokens, target)
+    return _score_gradients_jit(params, config, objective, tokens, target)
+
+
+def parameter_gradients(loss, params, *batch):
+    """Per-sample gradients of ``loss(params, *sample)`` for each sample of ``batch`` (vmap of grad).
+
+    Returns a pytree like ``params`` whose leaves carry a leading batch axis.
+    """
+    return jax.vmap(jax.grad(loss), in_axes=(None, *([0] * len(batch))))(params, *batch)
+
+
+def flatten_samples(tree) -> Float[Array, "b N"]:
+    """Concatenate the leaves of a per-sample pytree into a (b, N) matrix (one row per sample)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
+
+
+@jax.jit
+def _factor_query_key(rows, columns, encodings):
+    return jnp.einsum("bnd,bnr,bme,bmr->bde", encodings, rows, encodings, columns)
+
+
+def query_key_gradients(
+    params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array,
+    *, factors: ScoreFactors | None = None,
+) -> Float[Array, "b d d"]:
+    r"""Per-sample gradients with respect to the query-key matrix W (parameter view, P5/P8).
+
+    Without ``factors``: autodiff (vmap of grad through $S(W)$). With score-gradient ``factors``
+    $R_b C_b^\top$ at the same state: the chain rule $\nabla_W L_b = c\, H_b^\top R_b C_b^\top H_b$ in
+    $O(n d r)$, with $H_b$ the (masked) input embedding and $c = 1/\sqrt d$ for content+position
+    scores, or $H = P$ and $c = 1$ for position-only scores.
+    """
+    _check_objective(config, objective, tokens, target)
+    if factors is None:
+        w = query_key_matrix(params)
+        one = jax.grad(lambda w_, x, t: _loss_of_query_key(params, config, objective, w_, x, t))
+        return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))(w, tokens, target)
+    if config.scores == "position":
+        encodings = jnp.broadcast_to(positions(params), (tokens.shape[0], *positions(params).shape))
+        scale = 1.0
+    else:
+        inputs = tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+        encodings = jax.vmap(lambda x: embed(params, x))(inputs)
+        scale = 1.0 / math.sqrt(config.d)
+    return scale * _factor_query_key(factors.rows, factors.columns, encodings)
+
+
+def numerical_rank(matrix: Float[Array, "m k"]) -> Rank:
+    r"""Rank of a matrix: singular values above $\epsilon \cdot \max(m, k) \cdot \sigma_1$."""
+    s = jnp.linalg.svd(jnp.asarray(matrix), compute_uv=False)
+    tol = rank_tolerance(s[0], matrix.shape, matrix.dtype)
+    return Rank(int(jnp.sum(s > tol)), s, tol)
+
+
+def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
+    r"""Numerical rank of each $R_b C_b^\top$ from thin QRs of the factors: $O(n r^2)$ per sample.
+
+    Notes
+    -----
+    $R = Q_R T_R$, $C = Q_C T_C$ give $R C^\top = Q_R (T_R T_C^\top) Q_C^\top$ with the same singular
+    values as the $r \times r$ core; tolerance ``rank_tolerance`` with shape (n, n).
+    """
+    n = factors.rows.shape[-2]
+    t_r = jnp.linalg.qr(factors.rows, mode="r")
+    t_c = jnp.linalg.qr(factors.columns, mode="r")
+    s = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2), compute_uv=False)
+    eps_n = rank_tolerance(1.0, (n, n), s.dtype)
+    return jnp.sum(s > eps_n * s[..., :1], axis=-1)
+
+
+def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: bool = True) -> Span:
+    r"""Orthonormal basis of the row span of ``stack`` with its numerical rank (thin SVD).
+
+    ``size`` (default N) is the ambient dimension used in the tolerance $\epsilon \max(b, size)
+    \sigma_1$, for a ``stack`` that is an isometric image of the samples (a "square root" of their Gram
+    matrix, e.g. $\sqrt n\, w_b$ for rank-one gradients $\mathbf 1 w_b^\top$).
+    """
+    stack = jnp.asarray(stack)
+    u, s, vt = jnp.linalg.svd(stack, full_matrices=False)
+    tol = rank_tolerance(s[0], (stack.shape[0], size or stack.shape[1]), stack.dtype)
+    r = int(jnp.sum(s > tol))
+    return Span(r, s, tol, u[:, :r], vt[:r] if keep_basis else None)
+
+
+def gram_from_factors(factors: ScoreFactors) -> Float[Array, "b b"]:
+    r"""Gram matrix $K_{bc} = \langle R_b C_b^\top, R_c C_c^\top \rangle_F$ from factors, $O(b^2 n r^2)$."""
+    rr = jnp.einsum("bnr,cns->bcrs", factors.rows, factors.rows)
+    cc = jnp.einsum("bnr,cns->bcrs", factors.columns, factors.columns)
+    return jnp.einsum("bcrs,bcrs->bc", rr, cc)
+
+
+def span_from_gram(gram: Float[Array, "b b"], size: int) -> Span:
+    r"""Span data from the Gram matrix $K = M M^\top$ of samples in an ambient space of dimension ``size``.
+
+    Notes
+    -----
+    $K = U \Sigma^2 U^\top$. Eigenvalues of K carry absolute errors of order $\epsilon\, size\, \lambda_1$,
+    so an eigenvalue counts as non-zero above ``rank_tolerance(lambda_1, (b, size))`` and the reported
+    singular-value tolerance is its square root (coarser than the SVD route by a square root: use
+    ``span`` on dense samples when they fit). ``basis`` is ``None``.
+    """
+    lam, u = jnp.linalg.eigh(gram)
+    lam, u = lam[::-1], u[:, ::-1]
+    lam_tol = rank_tolerance(lam[0], (gram.shape[0], size), gram.dtype)
+    r = int(jnp.sum(lam > lam_tol))
+    return Span(r, jnp.sqrt(jnp.clip(lam, 0.0)), math.sqrt(max(lam_tol, 0.0)), u[:, :r], None)
+
+
+def null_space(stack: Float[Array, "b N"], *, max_size: int = 4096) -> Float[Array, "m N"]:
+    """Orthonormal basis (rows) of the orthogonal complement of the row span of ``stack``.
+
+    Needs a full SVD in the ambient dimension N, so N is guarded by ``max_size``.
+    """
+    stack = jnp.asarray(stack)
+    check_int("stack.shape[1] (ambient dimension, raise max_size to allow)", stack.shape[1], 1, max_size)
+    _, s, vt = jnp.linalg.svd(stack, full_matrices=True)
+    tol = rank_tolerance(s[0], stack.shape, stack.dtype)
+    return vt[int(jnp.sum(s > tol)) :]
+
+
+def principal_angles(q1: Float[Array, "k N"], q2: Float[Array, "m N"]) -> Float[Array, " p"]:
+    r"""Principal angles (ascending, radians) between the row spans of two orthonormal row bases.
+
+    Notes
+    -----
+    Cosines are the singular values of $Q_1 Q_2^\top$; angles near 0 are taken from the sines (singular
+    values of $Q_2 - Q_2 Q_1^\top Q_1$), as in Knyazev and Argentati (2002), for full accuracy.
+    """
+    if q1.shape[0] < q2.shape[0]:
+        q1, q2 = q2, q1
+    cos = jnp.linalg.svd(q1 @ q2.T, compute_uv=False)
+    sin = jnp.linalg.svd(q2 - (q2 @ q1.T) @ q1, compute_uv=False)[::-1]
+    return jnp.where(cos**2 >= 0.5, jnp.arcsin(jnp.clip(sin, 0.0, 1.0)), jnp.arccos(jnp.clip(cos, 0.0, 1.0)))
+
+
+def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibility:
+    r"""Visible fraction $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$ from the samples' family coordinates.
+
+    ``projections`` is $P = M Q_F^\top$, the inner products of each sample with the orthonormal family
+    basis (``Family.coordinates`` of the samples' statistics); then $Q_G^\top Q_F = \Sigma_r^{-1} U_r^\top P$.
+    """
+    r = span_.rank
+    k = projections.shape[1]
+    coords = (span_.left.T @ projections) / span_.singular_values[:r, None]
+    return Visibility(float(jnp.sum(coords**2)) / k, k, r, span_.tolerance)
+
+
+def subspace_visible_fraction(q_g: Float[Array, "r N"], q_f: Float[Array, "k N"]) -> float:
+    r"""Visible fraction $\lVert Q_G Q_F^\top \rVert_F^2 / k$ from two orthonormal row bases (dense)."""
+    return float(jnp.sum((q_g @ q_f.T) ** 2)) / q_f.shape[0]
+
+
+def expected_alignment(gradients: Float[Array, "b N"], directions: Float[Array, "k N"]) -> float:
+    r"""Alignment of the mean gradient $\bar g$ with a family (dense): $\lVert Q_F \bar g \rVert / \lVert \bar g\rVert$.
+
+    For a single direction (k = 1) the signed cosine $\langle \bar g, q \rangle / \lVert \bar g \rVert$
+    (negative: a gradient-descent step moves along $+q$). 0 when $\bar g = 0$.
+    """
+    mean = gradients.mean(axis=0)
+    return _alignment(directions @ mean, float(jnp.linalg.norm(mean)))
+
+
+def expected_alignment_from_projections(projections: Float[Array, "b k"], mean_norm: float) -> float:
+    r"""``expected_alignment`` from family coordinates P of the samples and $\lVert \bar g \rVert$.
+
+    The coordinates of $\bar g$ are the column means of P, so no dense gradient is needed; for
+    factored samples $\lVert \bar g \rVert^2 = \mathbf 1^\top K \mathbf 1 / b^2$ with K the Gram matrix.
+    """
+    return _alignment(projections.mean(axis=0), float(mean_norm))
+
+
+def _alignment(coords, norm):
+    if norm == 0.0:
+        return 0.0
+    if coords.shape[0] == 1:
+        return float(coords[0]) / norm
+    return float(jnp.linalg.norm(coords)) / norm
+
+
+def shard_batch(*arrays: Array) -> tuple[Array, ...]:
+    """Place arrays with a leading batch axis sharded over ``jax.devices()`` (``jax.sharding``).
+
+    Uses the largest number of devices that divides the batch size; jitted per-sample work on the
+    results then runs in parallel across devices with the same numbers as on one device.
+    """
+    devices = jax.devices()
+    count = math.gcd(int(arrays[0].shape[0]), len(devices))
+    mesh = Mesh(np.array(devices[:count]), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+    return tuple(jax.device_put(a, sharding) for a in arrays)
