@@ -8,6 +8,8 @@ label cross-entropy, with a fresh optimiser state. Several seeds train at once (
 steps between two evaluations run as one jitted ``lax.scan``.
 """
 
+import dataclasses
+import functools
 import time
 from typing import NamedTuple
 
@@ -17,7 +19,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_choice, check_float, check_int
+from blindspot.checks import check_bool, check_choice, check_float, check_int
 from blindspot.config import ModelConfig
 from blindspot.data import sample_masks
 from blindspot.model import Params, init, scores
@@ -58,7 +60,8 @@ class History(NamedTuple):
 
     ``steps``: optimiser steps done at each evaluation (0 = initialisation);
     ``phase``: 0 for reconstruction (SPT), 1 for label training; ``attention``: mean
-    attention map over the evaluation sequences at the end of training, per seed.
+    attention map over the evaluation sequences at the end of training, per seed; ``params``:
+    with ``keep_params``, the parameters (leading axis: seed) at every evaluation, else ``None``.
     """
 
     steps: Int[np.ndarray, " t"]
@@ -68,6 +71,7 @@ class History(NamedTuple):
     train_loss: Float[np.ndarray, "s t"]
     attention: Float[np.ndarray, "s n n"]
     seconds: float
+    params: list[Params] | None = None
 
 
 def check_settings(settings: TrainSettings, arm: str) -> None:
@@ -119,9 +123,19 @@ def _loss(objective: str, config: ModelConfig):
     return loss
 
 
-def _chunk(config: ModelConfig, settings: TrainSettings, objective: str, opt: optax.GradientTransformation):
-    """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps)."""
+def _compute_config(config: ModelConfig) -> ModelConfig:
+    """``config`` with the initialisation-only fields reset, so compiled steps are shared across inits."""
+    return dataclasses.replace(config, qk_init="zero", qk_init_scale=ModelConfig.qk_init_scale)
+
+
+@functools.lru_cache(maxsize=16)
+def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
+    """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps).
+
+    Cached on (config, settings, objective): both arms and both initialisations reuse one compilation.
+    """
     loss = _loss(objective, config)
+    opt = optimiser(settings)
 
     def one_seed(params, opt_state, key, tokens, labels):
         def step(carry, k):
@@ -138,6 +152,7 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str, opt: op
     return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None)))
 
 
+@functools.lru_cache(maxsize=16)
 def _evaluator(config: ModelConfig, settings: TrainSettings):
     def one_seed(params, tokens, labels):
         acc = accuracy(params, config, tokens, labels)
@@ -156,6 +171,7 @@ def train(
     settings: TrainSettings = TrainSettings(),
     label: str = "",
     log=print,
+    keep_params: bool = False,
 ) -> History:
     """Train one arm for every seed key in ``keys`` and evaluate along the way.
 
@@ -176,6 +192,8 @@ def train(
         Optimisation and evaluation settings.
     label, log
         Progress: one short line per evaluation through ``log`` (``None``: silent).
+    keep_params
+        Also return the parameters at every evaluation (for analyses along the trajectory).
 
     Returns
     -------
@@ -187,7 +205,14 @@ def train(
     P9. The proximity index is ``proximity.proximity_index`` of the attention on unmasked test
     sequences, radius ``settings.radius``. Both arms make exactly ``total_steps`` optimiser steps.
     """
+    with jax.numpy_dtype_promotion("standard"):
+        return _train(config, data, keys, arm, settings, label, log, keep_params)
+
+
+def _train(config, data, keys, arm, settings, label, log, keep_params) -> History:
+    """``train`` under standard dtype promotion (optax's Adam bias correction computes float ** int32)."""
     check_settings(settings, arm)
+    check_bool("keep_params", keep_params)
     config.check_batch(data.train_tokens, labels=data.train_labels)
     config.check_batch(data.test_tokens, labels=data.test_labels)
     keys = jnp.asarray(keys)
@@ -198,14 +223,16 @@ def train(
     params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
     run_keys = run_keys[:, 0]
     opt = optimiser(settings)
-    evaluate = _evaluator(config, settings)
+    evaluate = _evaluator(_compute_config(config), settings)
     test_x, test_y = data.test_tokens[: settings.eval_size], data.test_labels[: settings.eval_size]
     phases = [("classification", settings.total_steps)]
     if arm == "spt":
         phases = [("reconstruction", settings.spt_steps), ("classification", settings.total_steps - settings.spt_steps)]
-    steps, phase_ids, accs, proxs, losses = [], [], [], [], []
+    steps, phase_ids, accs, proxs, losses, kept = [], [], [], [], [], []
 
     def record(params, step, phase, loss):
+        if keep_params:
+            kept.append(params)
         acc, prox, att = evaluate(params, test_x, test_y)
         steps.append(step)
         phase_ids.append(phase)
@@ -225,7 +252,7 @@ def train(
     for phase, (objective, count) in enumerate(phases):
         phase_id = 0 if objective == "reconstruction" else 1
         opt_state = jax.vmap(opt.init)(params)
-        run = _chunk(config, settings, objective, opt)
+        run = _chunk(_compute_config(config), settings, objective)
         for _ in range(count // settings.eval_every):
             run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
             run_keys, chunk_keys = run_keys[:, 0], chunk_keys[:, 0]
@@ -240,6 +267,7 @@ def train(
         train_loss=np.stack(losses, axis=1),
         attention=np.asarray(att),
         seconds=time.perf_counter() - start,
+        params=kept if keep_params else None,
     )
 
 

@@ -37,7 +37,7 @@ def compute(name: str, config: ModelConfig, data: Dataset, settings: TrainSettin
                 print(f"{name}: {path.name} exists, skipped (delete it to recompute)")
                 continue
             h = train(cfg, data, keys, arm=arm, settings=settings, label=f"{name} {init:6s}")
-            write_npz(path, **h._asdict())
+            write_npz(path, **{k: v for k, v in h._asdict().items() if k != "params"})
     write_json(
         data_dir(name, root) / "settings.json",
         {
@@ -57,7 +57,7 @@ def compute(name: str, config: ModelConfig, data: Dataset, settings: TrainSettin
 def load(name: str, init: str, arm: str, root=None) -> History:
     """Read one cell back."""
     f = read_npz(cell_path(name, init, arm, root))
-    return History(**{k: (float(f[k]) if k == "seconds" else f[k]) for k in History._fields})
+    return History(**{k: (float(f[k]) if k == "seconds" else f[k]) for k in History._fields if k != "params"})
 
 
 def final_metrics(name: str, root=None) -> dict:

@@ -25,6 +25,10 @@ FIGURES = (
     "training_dynamics_synthetic",
     "training_dynamics_digits",
     "parameter_alignment",
+    "blindness_vs_n",
+    "taylor_profiles",
+    "restricted_hessian",
+    "gradient_visibility_during_training",
 )
 
 
