@@ -146,7 +146,9 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
             updates, s = opt.update(grads, s, p)
             return (optax.apply_updates(p, updates), s), value
 
-        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), jax.random.split(key, settings.eval_every))
+        (params, opt_state), values = jax.lax.scan(
+            step, (params, opt_state), jax.random.split(key, settings.eval_every)
+        )
         return params, opt_state, jnp.mean(values)
 
     return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None)))

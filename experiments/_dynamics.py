@@ -22,7 +22,7 @@ ARM_NAMES = {"supervised": "supervised from scratch", "spt": "SPT then fine-tune
 
 
 def cell_path(name: str, init: str, arm: str, root=None):
-    """Data file of one (init, arm) cell."""
+    """Return the data file of one (init, arm) cell."""
     return data_dir(name, root) / f"{init}_{arm}.npz"
 
 

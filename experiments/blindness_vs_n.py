@@ -128,8 +128,10 @@ def plot(root=None):
     axes[0].set_ylabel("visible fraction (0 = blind, 1 = visible)")
     axes[0].legend(fontsize=7, loc="center left")
     axes[0].text(ns[1], floor * 10, "circulant: exactly 0 (plotted at 1e-18)", fontsize=7, color="tab:purple")
-    fig.suptitle(f"P4: first-order visibility of proximity families (d = {s['d']}, V = {s['vocab']}, "
-                 f"mean over {s['seeds']} seeds)")
+    fig.suptitle(
+        f"P4: first-order visibility of proximity families (d = {s['d']}, V = {s['vocab']}, "
+        f"mean over {s['seeds']} seeds)"
+    )
     fig.tight_layout()
     return save_figure(fig, NAME, root)
 

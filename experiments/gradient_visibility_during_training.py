@@ -1,4 +1,6 @@
-"""Does label supervision stay blind to proximity along its own training trajectory?
+"""Label-loss visibility of proximity along its own supervised training trajectory.
+
+Does label supervision stay blind to proximity as it trains?
 
 Supervised training on the synthetic paired task (the model and settings of
 ``training_dynamics_synthetic``, query-key init W = 0). At every evaluation the per-sample score
@@ -58,8 +60,13 @@ def compute(small: bool = False, root=None) -> None:
     x, y = paired_task(jax.random.PRNGKey(0), n_train, config.n, config.vocab)
     xt, yt = paired_task(jax.random.PRNGKey(1), n_test, config.n, config.vocab)
     h = train(
-        config, Dataset(x, y, xt, yt), jax.random.split(jax.random.PRNGKey(2), seeds), arm="supervised",
-        settings=train_settings, label=NAME, keep_params=True,
+        config,
+        Dataset(x, y, xt, yt),
+        jax.random.split(jax.random.PRNGKey(2), seeds),
+        arm="supervised",
+        settings=train_settings,
+        label=NAME,
+        keep_params=True,
     )
     tokens, labels = xt[: s["batch"]], yt[: s["batch"]]
     frac = np.zeros((seeds, len(h.steps), len(FAMILIES)))
@@ -69,13 +76,31 @@ def compute(small: bool = False, root=None) -> None:
         for seed in range(seeds):
             params = jax.tree_util.tree_map(lambda leaf, i=seed: leaf[i], stacked)
             frac[seed, t], align[seed, t], rank[seed, t] = visibility(params, config, tokens, labels)
-        print(f"{NAME}: step {int(h.steps[t])}: visible band_1 {frac[:, t, 0].mean():.2e}, "
-              f"span rank {rank[:, t].mean():.0f}/{config.n * (config.n - 1)}", flush=True)
-    write_npz(data_dir(NAME, root) / "visibility.npz", steps=h.steps, fraction=frac, alignment=align, rank=rank,
-              test_accuracy=h.test_accuracy, proximity=h.proximity)
-    write_json(data_dir(NAME, root) / "settings.json", {
-        **s, "families": FAMILIES, "config": config.to_dict(), "training": train_settings._asdict(), "seeds": seeds,
-        "non_gauge_dim": config.n * (config.n - 1)})
+        print(
+            f"{NAME}: step {int(h.steps[t])}: visible band_1 {frac[:, t, 0].mean():.2e}, "
+            f"span rank {rank[:, t].mean():.0f}/{config.n * (config.n - 1)}",
+            flush=True,
+        )
+    write_npz(
+        data_dir(NAME, root) / "visibility.npz",
+        steps=h.steps,
+        fraction=frac,
+        alignment=align,
+        rank=rank,
+        test_accuracy=h.test_accuracy,
+        proximity=h.proximity,
+    )
+    write_json(
+        data_dir(NAME, root) / "settings.json",
+        {
+            **s,
+            "families": FAMILIES,
+            "config": config.to_dict(),
+            "training": train_settings._asdict(),
+            "seeds": seeds,
+            "non_gauge_dim": config.n * (config.n - 1),
+        },
+    )
 
 
 def plot(root=None):
@@ -89,8 +114,14 @@ def plot(root=None):
     axes[0].set_yscale("log")
     axes[0].set_ylabel("visible fraction for the label loss")
     axes[0].set_title(f"first-order visibility of proximity families (batch {s['batch']})")
-    band(axes[0], steps, f["rank"] / s["non_gauge_dim"], "span rank / n(n-1) (random-subspace level)",
-         color="black", linestyle="--")
+    band(
+        axes[0],
+        steps,
+        f["rank"] / s["non_gauge_dim"],
+        "span rank / n(n-1) (random-subspace level)",
+        color="black",
+        linestyle="--",
+    )
     axes[0].legend(fontsize=7)
     for b, name in enumerate(FAMILIES):
         band(axes[1], steps, np.maximum(f["alignment"][:, :, b], 1e-18), name)
@@ -108,8 +139,10 @@ def plot(root=None):
         ax.set_xlabel("optimiser step (supervised, W = 0 init)")
         ax.grid(alpha=0.3)
     c = s["config"]
-    fig.suptitle(f"Label-loss visibility along supervised training, synthetic paired task (n = {c['n']}, d = {c['d']}, "
-                 f"MLP {c['mlp']}, residual {c['residual']}; mean $\\pm$ std over {s['seeds']} seeds)")
+    fig.suptitle(
+        f"Label-loss visibility along supervised training, synthetic paired task (n = {c['n']}, d = {c['d']}, "
+        f"MLP {c['mlp']}, residual {c['residual']}; mean $\\pm$ std over {s['seeds']} seeds)"
+    )
     fig.tight_layout()
     return save_figure(fig, NAME, root)
 

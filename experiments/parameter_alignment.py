@@ -27,11 +27,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blindspot.config import ModelConfig  # noqa: E402
-from blindspot.directions import first_step_cosine  # noqa: E402
 from blindspot.data import paired_task, sample_masks  # noqa: E402
+from blindspot.directions import first_step_cosine  # noqa: E402
 from blindspot.model import init  # noqa: E402
-from blindspot.tolerances import rank_tolerance  # noqa: E402
 from blindspot.objectives import classification_loss, reconstruction_loss  # noqa: E402
+from blindspot.tolerances import rank_tolerance  # noqa: E402
 from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
 
 NAME = Path(__file__).stem
@@ -44,7 +44,15 @@ def settings(small: bool = False) -> dict:
     """Sizes: sequence lengths, width, batch, seeds."""
     if small:
         return {"ns": [8], "d": 8, "vocab": 8, "batch": 32, "seeds": 2, "scores": ["position"], "encodings": [0, 1]}
-    return {"ns": [8, 16, 32, 64, 128], "d": 32, "vocab": 8, "batch": 256, "seeds": 5, "scores": list(SCORES), "encodings": [0, 1, 2, 3]}
+    return {
+        "ns": [8, 16, 32, 64, 128],
+        "d": 32,
+        "vocab": 8,
+        "batch": 256,
+        "seeds": 5,
+        "scores": list(SCORES),
+        "encodings": [0, 1, 2, 3],
+    }
 
 
 def first_step(config: ModelConfig, keys, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +88,15 @@ def compute(small: bool = False, root=None) -> None:
             if score not in s["scores"] or b not in s["encodings"]:
                 continue
             for c, n in enumerate(s["ns"]):
-                config = ModelConfig(n=n, d=s["d"], vocab=s["vocab"], positional=kind, centred=centred, scores=score, reconstruction="copy")
+                config = ModelConfig(
+                    n=n,
+                    d=s["d"],
+                    vocab=s["vocab"],
+                    positional=kind,
+                    centred=centred,
+                    scores=score,
+                    reconstruction="copy",
+                )
                 keys = jax.random.split(jax.random.PRNGKey(100 + c), s["seeds"])
                 cos[a, b, c], norm[a, b, c] = first_step(config, keys, s["batch"])
             print(f"{NAME}: {score} {kind} centred={centred} done")
@@ -122,8 +138,10 @@ def plot(root=None):
             ax.grid(alpha=0.3)
         axes[1, a].set_xlabel("sequence length n")
     axes[0, 0].legend(loc="best", fontsize=7)
-    fig.suptitle(f"P8: first gradient step at W = 0 (d = {s['d']}, mean over {s['seeds']} seeds; "
-                 "solid: classification, dashed: reconstruction)")
+    fig.suptitle(
+        f"P8: first gradient step at W = 0 (d = {s['d']}, mean over {s['seeds']} seeds; "
+        "solid: classification, dashed: reconstruction)"
+    )
     fig.tight_layout()
     return save_figure(fig, NAME, root)
 

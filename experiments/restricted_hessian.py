@@ -41,7 +41,7 @@ def settings(small: bool = False) -> dict:
 
 
 def problems(s: dict, key):
-    """(outputs, loss_of_outputs) pairs of the three objectives as functions of the shared score matrix."""
+    """Build the (outputs, loss_of_outputs) pair of each objective as functions of the score matrix."""
     k_init, k_data, k_mask = jax.random.split(key, 3)
     tokens, labels = paired_task(k_data, s["batch"], s["n"], s["vocab"])
     plain = ModelConfig(n=s["n"], d=s["d"], vocab=s["vocab"])
@@ -97,8 +97,11 @@ def plot(root=None):
     f = read_npz(data_dir(NAME, root) / "spectra.npz")
     s = read_json(data_dir(NAME, root) / "settings.json")
     fig, axes = plt.subplots(len(FAMILIES), len(OBJECTIVES), figsize=(14, 7), sharey=True)
-    styles = {"total": ("black", "o", "total Hessian"), "gauss_newton": ("tab:blue", "s", "Gauss-Newton part"),
-              "functional": ("tab:red", "^", "functional part")}
+    styles = {
+        "total": ("black", "o", "total Hessian"),
+        "gauss_newton": ("tab:blue", "s", "Gauss-Newton part"),
+        "functional": ("tab:red", "^", "functional part"),
+    }
     largest = max(np.max(np.abs(v)) for v in f.values())
     for a, objective in enumerate(OBJECTIVES):
         for b, name in enumerate(FAMILIES):
@@ -106,8 +109,16 @@ def plot(root=None):
             for part in PARTS:
                 color, marker, label = styles[part]
                 values = f[f"{a}/{name}/{part}"]
-                ax.plot(np.arange(1, len(values) + 1), values, marker=marker, color=color, linestyle="none",
-                        markersize=4, label=label, fillstyle="none" if part == "total" else "full")
+                ax.plot(
+                    np.arange(1, len(values) + 1),
+                    values,
+                    marker=marker,
+                    color=color,
+                    linestyle="none",
+                    markersize=4,
+                    label=label,
+                    fillstyle="none" if part == "total" else "full",
+                )
             ax.set_yscale("symlog", linthresh=largest * 1e-8)
             ax.yaxis.set_major_locator(SymmetricalLogLocator(linthresh=largest * 1e-8, base=100))
             ax.axhline(0, color="grey", linewidth=0.6)
@@ -117,8 +128,10 @@ def plot(root=None):
         axes[0, a].legend(fontsize=7, loc="upper left")
     for b in range(len(FAMILIES)):
         axes[b, 0].set_ylabel("eigenvalue of $Q^T H Q$ (loss / score$^2$)")
-    fig.suptitle(f"P7: Hessian restricted to blind families at uniform attention (n = {s['n']}, d = {s['d']}, "
-                 f"batch {s['batch']}; symlog axis, linear below {largest * 1e-8:.0e})")
+    fig.suptitle(
+        f"P7: Hessian restricted to blind families at uniform attention (n = {s['n']}, d = {s['d']}, "
+        f"batch {s['batch']}; symlog axis, linear below {largest * 1e-8:.0e})"
+    )
     fig.tight_layout()
     return save_figure(fig, NAME, root)
 

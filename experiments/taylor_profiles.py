@@ -42,7 +42,7 @@ def settings(small: bool = False) -> dict:
 
 
 def circulant_proximity(n: int, length: float) -> jnp.ndarray:
-    """Unit wrap-around kernel $\\sum_k e^{-\\min(k, n-k)/l} C_k$ in the circulant family."""
+    """Build the unit wrap-around kernel $\\sum_k e^{-\\min(k, n-k)/l} C_k$ in the circulant family."""
     k = np.arange(n)
     weights = jnp.asarray(np.exp(-np.minimum(k, n - k) / length))
     d = jnp.einsum("k,kij->ij", weights, circulant(n))
@@ -50,7 +50,7 @@ def circulant_proximity(n: int, length: float) -> jnp.ndarray:
 
 
 def batch_losses(s: dict, key):
-    """The three score-space batch-mean losses $S \\mapsto L(S)$."""
+    """Build the three score-space batch-mean losses $S \\mapsto L(S)$."""
     k_init, k_data, k_mask = jax.random.split(key, 3)
     base = ModelConfig(n=s["n"], d=s["d"], vocab=s["vocab"])
     tokens, labels = paired_task(k_data, s["batch"], s["n"], s["vocab"])
@@ -106,7 +106,9 @@ def plot(root=None):
         ax.set_title(objective)
         ax.set_xlabel("step t along the unit direction D (score units)")
         ax.set_ylabel("L(tD) - L(0) (nats)" if a < 2 else "L(tD) - L(0) (loss units)")
-        ax.set_ylim(*np.percentile(f["profile"][a], [0, 100]) + np.array([-1, 1]) * (np.ptp(f["profile"][a]) * 0.1 + 1e-3))
+        ax.set_ylim(
+            *np.percentile(f["profile"][a], [0, 100]) + np.array([-1, 1]) * (np.ptp(f["profile"][a]) * 0.1 + 1e-3)
+        )
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper center", fontsize=7)
     ax = axes[3]
@@ -115,8 +117,13 @@ def plot(root=None):
     for a, objective in enumerate(OBJECTIVES):
         for b, direction in enumerate(DIRECTIONS):
             offset = (a * 2 + b - 2.5) * width
-            ax.bar(np.arange(1, ORDER + 1) + offset, np.maximum(np.abs(c[a, b, 1:]), floor), width,
-                   label=f"{objective} / {direction.split()[0]}", hatch="//" if b else None)
+            ax.bar(
+                np.arange(1, ORDER + 1) + offset,
+                np.maximum(np.abs(c[a, b, 1:]), floor),
+                width,
+                label=f"{objective} / {direction.split()[0]}",
+                hatch="//" if b else None,
+            )
     ax.set_yscale("log")
     ax.set_ylim(floor / 10, None)
     ax.axhline(floor, color="black", linewidth=0.6, linestyle=":")
@@ -125,8 +132,10 @@ def plot(root=None):
     ax.set_ylabel("|c_k| (loss units, clipped at 1e-20)")
     ax.set_title("Taylor coefficients at S = 0")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"Loss along proximity directions at uniform attention (n = {s['n']}, d = {s['d']}, "
-                 f"kernel length {s['length']}, batch {s['batch']})")
+    fig.suptitle(
+        f"Loss along proximity directions at uniform attention (n = {s['n']}, d = {s['d']}, "
+        f"kernel length {s['length']}, batch {s['batch']})"
+    )
     fig.tight_layout()
     return save_figure(fig, NAME, root)
 

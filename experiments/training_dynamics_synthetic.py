@@ -34,7 +34,9 @@ def compute(small: bool = False, root=None) -> None:
     config, n_train, n_test, train_settings, seeds = settings(small)
     x, y = paired_task(jax.random.PRNGKey(0), n_train, config.n, config.vocab)
     xt, yt = paired_task(jax.random.PRNGKey(1), n_test, config.n, config.vocab)
-    _dynamics.compute(NAME, config, Dataset(x, y, xt, yt), train_settings, seeds=seeds, key=jax.random.PRNGKey(2), root=root)
+    _dynamics.compute(
+        NAME, config, Dataset(x, y, xt, yt), train_settings, seeds=seeds, key=jax.random.PRNGKey(2), root=root
+    )
 
 
 def plot(root=None):

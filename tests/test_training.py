@@ -7,14 +7,15 @@ import pytest
 
 from blindspot.config import ModelConfig
 from blindspot.data import paired_task
-from blindspot.model import init
 from blindspot.objectives import accuracy
 from blindspot.proximity import proximity_index
 from blindspot.tolerances import close_tolerance
 from blindspot.training import Dataset, TrainSettings, attention_maps, budget, train
 
 CONFIG = ModelConfig(n=8, d=8, vocab=4, classes=2, residual=True, mlp=8)
-SETTINGS = TrainSettings(total_steps=6, spt_steps=4, batch=8, learning_rate=1e-2, weight_decay=0.1, eval_every=2, eval_size=16)
+SETTINGS = TrainSettings(
+    total_steps=6, spt_steps=4, batch=8, learning_rate=1e-2, weight_decay=0.1, eval_every=2, eval_size=16
+)
 
 
 def dataset(key):
@@ -78,7 +79,9 @@ def test_learns_a_token_count_task():
     x = jax.random.randint(key, (512, 8), 0, 2, jnp.int32)
     y = (jnp.sum(x, axis=1) > 4).astype(jnp.int32)
     data = Dataset(x[:384], y[:384], x[384:], y[384:])
-    settings = TrainSettings(total_steps=300, spt_steps=100, batch=32, learning_rate=1e-2, eval_every=100, eval_size=128)
+    settings = TrainSettings(
+        total_steps=300, spt_steps=100, batch=32, learning_rate=1e-2, eval_every=100, eval_size=128
+    )
     h = train(config, data, jax.random.split(key, 1), arm="supervised", settings=settings, log=None)
     assert h.test_accuracy[0, -1] > 0.9
 
