@@ -127,9 +127,9 @@ def plot(root=None):
                 axes[0, a].plot(f["ns"], nanmean(f["cos"][a, b, :, :, o]), label=label, **kw)
                 axes[1, a].plot(f["ns"], np.mean(f["norm"][a, b, :, :, o], axis=1), label=label, **kw)
         title = "position-only $S = PWP^T$" if score == "position" else "content+position $S = HWH^T/\\sqrt{d}$"
-        axes[0, a].set_title(f"{title}: cosine of first step with $W = I$")
+        axes[0, a].set_title(f"{title}: cosine of first step with $\\Pi_P$")
         axes[1, a].set_title(f"{title}: gradient norm")
-        axes[0, a].set_ylabel("cos(-dL/dW, I) (dimensionless)")
+        axes[0, a].set_ylabel("cos(-dL/dW, $\\Pi_P$) ($\\Pi_P = P^+P$, = I if n >= d)")
         axes[1, a].set_ylabel("||dL/dW||_F at W = 0")
         axes[1, a].set_yscale("symlog", linthresh=1e-12)
         axes[0, a].axhline(0, color="black", linewidth=0.6)
