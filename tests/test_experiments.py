@@ -3,10 +3,14 @@
 import importlib
 import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
-from experiments import results, run_all
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/ is not an installed package
+
+from experiments import results, run_all  # noqa: E402
 
 
 @pytest.fixture(scope="module")
