@@ -137,7 +137,8 @@ def plot(root=None):
             ax.set_xscale("log", base=2)
             ax.grid(alpha=0.3)
         axes[1, a].set_xlabel("sequence length n")
-    axes[0, 0].legend(loc="best", fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(
         f"P8: first gradient step at W = 0 (d = {s['d']}, mean over {s['seeds']} seeds; "
         "solid: classification, dashed: reconstruction)"
