@@ -127,7 +127,9 @@ def plot(root=None):
         ax.set_title(f"{objective} at uniform attention ({batch})")
     axes[0].set_ylabel("visible fraction (0 = blind, 1 = visible)")
     axes[0].legend(fontsize=7, loc="center left")
-    axes[0].text(ns[1], floor * 10, "circulant: exactly 0 (plotted at 1e-18)", fontsize=7, color="tab:purple")
+    axes[0].text(
+        ns[1], floor * 10, "circulant: rounding level (< 1e-18), plotted at 1e-18", fontsize=7, color="tab:purple"
+    )
     fig.suptitle(
         f"P4: first-order visibility of proximity families (d = {s['d']}, V = {s['vocab']}, "
         f"mean over {s['seeds']} seeds)"
