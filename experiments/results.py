@@ -260,7 +260,7 @@ def _taylor_section(root: Path) -> list[str]:
 
 
 def _hessian_section(root: Path) -> list[str]:
-    from experiments.restricted_hessian import FAMILIES, OBJECTIVES, PARTS
+    from experiments.restricted_hessian import OBJECTIVES, PARTS
 
     name = "restricted_hessian"
     f = read_npz(root / name / "spectra.npz")
@@ -280,7 +280,7 @@ def _hessian_section(root: Path) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for a, objective in enumerate(OBJECTIVES):
-        for fam in FAMILIES:
+        for fam in read_json(root / name / "settings.json")["families"]:
             cells = [f"{f[f'{a}/{fam}/{p}'][0]:+.2e} / {f[f'{a}/{fam}/{p}'][-1]:+.2e}" for p in PARTS]
             lines.append(f"| {objective} | {fam} | " + " | ".join(cells) + " |")
     return lines + [""]
