@@ -93,12 +93,13 @@ def write_text(path, text: str) -> None:
 
 
 def save_figure(fig, name: str, root=None) -> list[Path]:
-    """Save ``fig`` as ``<root>/<name>.png`` and ``.pdf`` (atomically) and close it."""
+    """Save ``fig`` as ``<root>/<name>.png`` and ``.pdf`` (atomically, no timestamps) and close it."""
     root = Path(root or DEFAULT_ROOT)
     paths = []
     for ext in ("png", "pdf"):
         path = root / f"{name}.{ext}"
-        _atomic(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, bbox_inches="tight"))
+        metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        _atomic(path, lambda tmp, ext=ext, m=metadata: fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=m))
         paths.append(path)
     plt.close(fig)
     return paths
