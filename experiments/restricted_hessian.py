@@ -18,7 +18,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import SymmetricalLogLocator  # noqa: E402
 
 from blindspot import directions  # noqa: E402
 from blindspot.config import ModelConfig  # noqa: E402
@@ -123,7 +122,9 @@ def plot(root=None):
                     fillstyle="none" if part == "total" else "full",
                 )
             ax.set_yscale("symlog", linthresh=largest * 1e-8)
-            ax.yaxis.set_major_locator(SymmetricalLogLocator(linthresh=largest * 1e-8, base=100))
+            top = np.ceil(np.log10(largest))
+            decades = 10.0 ** np.arange(top - 7, top + 1, 2)
+            ax.set_yticks(np.concatenate([-decades[::-1], [0.0], decades]))
             ax.axhline(0, color="grey", linewidth=0.6)
             ax.set_title(f"{objective}: {name} family (dim {len(values)})")
             ax.set_xlabel("eigenvalue index (ascending)")
