@@ -1,0 +1,64 @@
+"""Proximity index of an attention matrix: how much attention goes to nearby keys (P9).
+
+The index measures the excess attention mass on keys within distance $r$ of the query,
+relative to uniform attention, averaged over interior queries and over a batch.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from blindspot.checks import check_bool, check_finite, check_int, check_shape
+
+
+def proximity_index(
+    attention: Float[Array, "... n n"], *, radius: int = 1, include_self: bool = False
+) -> Float[Array, ""]:
+    """Excess attention mass within distance ``radius`` of the query, over its uniform value.
+
+    Parameters
+    ----------
+    attention
+        Row-stochastic attention matrices $A$ (queries in rows, keys in columns), shape
+        ``(..., n, n)``; leading axes (data, heads) are averaged over.
+    radius
+        The distance $r \\ge 1$ that counts as "near"; needs ``n >= 2 * radius + 1`` so that at
+        least one query is interior.
+    include_self
+        Count the query's own position $j = i$ as near. Off by default: attending to oneself
+        is a content pattern (a token matches itself), not a proximity interaction.
+
+    Returns
+    -------
+    The scalar index $\\pi_r(A)$.
+
+    Notes
+    -----
+    For an interior query $r \\le i \\le n - 1 - r$ (0-based), the near set is
+    $N_i = \\{j : 1 \\le |i - j| \\le r\\}$ (plus $j = i$ with ``include_self``), of size
+    $k = 2r$ (or $2r + 1$) for every interior query, so uniform attention puts exactly $k/n$
+    on it. The index is
+
+    $\\pi_r(A) = \\frac{1}{n - 2r} \\sum_{i=r}^{n-1-r} \\Big(\\sum_{j \\in N_i} A_{ij} - \\frac{k}{n}\\Big)$,
+
+    averaged over the leading axes. It is 0 for uniform attention, and at most $1 - k/n$
+    (all mass on the near set); for a Toeplitz proximity kernel $A_{ij} = b(|i-j|)$ with support
+    in $N_i$ it is $1 - k/n$. Interior queries only, so boundary rows (whose near sets are
+    truncated) do not bias it. P9 measures it along training: label supervision leaves it near 0
+    from uniform attention, masked reconstruction can grow it.
+    """
+    check_int("radius", radius, 1)
+    check_bool("include_self", include_self)
+    shape = jnp.shape(attention)
+    if len(shape) < 2:
+        raise ValueError(f"attention must have shape (..., n, n), got {shape}")
+    n = shape[-1]
+    check_shape("attention", attention, (*shape[:-2], n, n))
+    if n < 2 * radius + 1:
+        raise ValueError(f"radius must be an integer in [1, {(n - 1) // 2}] for n = {n}, got {radius}")
+    check_finite("attention", attention)
+    lag = jnp.abs(jnp.arange(n)[:, None] - jnp.arange(n)[None, :])
+    near = (lag <= radius) & ((lag >= 1) | include_self)
+    k = 2 * radius + int(include_self)
+    mass = jnp.sum(jnp.where(near, attention, 0), axis=-1)
+    interior = mass[..., radius : n - radius]
+    return jnp.mean(interior) - jnp.asarray(k / n, dtype=interior.dtype)

@@ -1,0 +1,1 @@
+"""Figure scripts: one per figure, each with ``compute``, ``plot`` and ``main``."""

@@ -1,0 +1,113 @@
+"""P9 training-dynamics experiment shared by the synthetic and digits figure scripts.
+
+For each query-key initialisation (``zero``, ``random``) and arm (``supervised``, ``spt``) it
+trains the same model for the same optimiser-step budget over several seeds
+(``blindspot.training.train``) and stores one ``.npz`` per (init, arm): resumable, a finished
+cell is not recomputed. The figure shows test accuracy and proximity index over training
+(mean and one standard deviation over seeds) and the final mean attention maps of seed 0.
+"""
+
+import dataclasses
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+from blindspot.config import ModelConfig
+from blindspot.training import ARMS, Dataset, History, TrainSettings, budget, train
+from experiments.common import band, data_dir, read_json, read_npz, save_figure, write_json, write_npz
+
+INITS = ("zero", "random")
+ARM_NAMES = {"supervised": "supervised from scratch", "spt": "SPT then fine-tune"}
+
+
+def cell_path(name: str, init: str, arm: str, root=None):
+    """Return the data file of one (init, arm) cell."""
+    return data_dir(name, root) / f"{init}_{arm}.npz"
+
+
+def compute(name: str, config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key, root=None):
+    """Train every (init, arm) cell that has no data file yet, then write ``settings.json``."""
+    keys = jax.random.split(key, seeds)
+    for init in INITS:
+        cfg = dataclasses.replace(config, qk_init=init)
+        for arm in ARMS:
+            path = cell_path(name, init, arm, root)
+            if path.exists():
+                print(f"{name}: {path.name} exists, skipped (delete it to recompute)")
+                continue
+            h = train(cfg, data, keys, arm=arm, settings=settings, label=f"{name} {init:6s}")
+            write_npz(path, **{k: v for k, v in h._asdict().items() if k != "params"})
+    write_json(
+        data_dir(name, root) / "settings.json",
+        {
+            "config": config.to_dict(),
+            "inits": list(INITS),
+            "training": settings._asdict(),
+            "budget": {arm: budget(settings, arm) for arm in ARMS},
+            "seeds": seeds,
+            "train_size": int(data.train_tokens.shape[0]),
+            "test_size": int(data.test_tokens.shape[0]),
+            "eval_size": int(min(settings.eval_size, data.test_tokens.shape[0])),
+            "dtype": "float64",
+        },
+    )
+
+
+def load(name: str, init: str, arm: str, root=None) -> History:
+    """Read one cell back."""
+    f = read_npz(cell_path(name, init, arm, root))
+    return History(**{k: (float(f[k]) if k == "seconds" else f[k]) for k in History._fields if k != "params"})
+
+
+def final_metrics(name: str, root=None) -> dict:
+    """Per init and arm: final test accuracy and proximity index, mean, std and per seed."""
+    out = {}
+    for init in INITS:
+        out[init] = {}
+        for arm in ARMS:
+            h = load(name, init, arm, root)
+            out[init][arm] = {
+                key: {
+                    "mean": float(np.mean(v[:, -1])),
+                    "std": float(np.std(v[:, -1])),
+                    "seeds": [float(x) for x in v[:, -1]],
+                }
+                for key, v in (("test_accuracy", h.test_accuracy), ("proximity_index", h.proximity))
+            }
+            out[init][arm]["train_seconds"] = h.seconds
+    return out
+
+
+def plot(name: str, title: str, root=None):
+    """Accuracy, proximity and final attention maps; rows are the query-key initialisations."""
+    settings = read_json(data_dir(name, root) / "settings.json")
+    spt_steps = settings["training"]["spt_steps"]
+    radius = settings["training"]["radius"]
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.4), gridspec_kw={"width_ratios": [1.25, 1.25, 1, 1]})
+    colors = {"supervised": "tab:blue", "spt": "tab:orange"}
+    for row, init in enumerate(INITS):
+        ax_acc, ax_prox = axes[row, 0], axes[row, 1]
+        for col, arm in enumerate(ARMS):
+            h = load(name, init, arm, root)
+            band(ax_acc, h.steps, h.test_accuracy, ARM_NAMES[arm], color=colors[arm])
+            band(ax_prox, h.steps, h.proximity, ARM_NAMES[arm], color=colors[arm])
+            ax = axes[row, 2 + col]
+            im = ax.imshow(h.attention[0], cmap="viridis", vmin=0)
+            ax.set_title(f"{ARM_NAMES[arm]}\n(init {init}, seed 0, end)")
+            ax.set_xlabel("key position j")
+            ax.set_ylabel("query position i")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean attention $A_{ij}$")
+        for ax in (ax_acc, ax_prox):
+            ax.axvline(spt_steps, color="grey", linestyle=":", linewidth=1, label="SPT arm: switch to labels")
+            ax.set_xlabel("optimiser step (both arms: same total)")
+            ax.grid(alpha=0.3)
+        ax_acc.set_ylabel("test accuracy (fraction)")
+        ax_prox.set_ylabel(f"proximity index (r = {radius})")
+        ax_acc.set_title(f"test accuracy, query-key init: {init}")
+        ax_prox.set_title(f"proximity index, query-key init: {init}")
+        ax_acc.legend(loc="lower right")
+        ax_prox.axhline(0, color="black", linewidth=0.6)
+    fig.suptitle(f"{title}: mean $\\pm$ std over {settings['seeds']} seeds")
+    fig.tight_layout()
+    return save_figure(fig, name, root)

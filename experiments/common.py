@@ -1,0 +1,112 @@
+"""Shared plumbing of the figure scripts: output folders, atomic writes, figure saving.
+
+Every script ``experiments/<name>.py`` writes its data under ``<root>/<name>/`` and its figure
+as ``<root>/<name>.png`` and ``<root>/<name>.pdf``; ``root`` defaults to ``paper_figs/``.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = REPO / "paper_figs"
+
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8, "figure.dpi": 150})
+
+
+def setup() -> None:
+    """Entry-point configuration: float64 and highest matmul precision (never at import)."""
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+
+
+def data_dir(name: str, root=None) -> Path:
+    """Folder ``<root>/<name>/`` for the data of the figure ``name`` (created)."""
+    path = Path(root or DEFAULT_ROOT) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    _atomic(path, write)
+
+
+def read_json(path):
+    """Read a JSON file."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_npz(path, **arrays) -> None:
+    """Write arrays to a compressed ``.npz``, atomically."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+    _atomic(path, write)
+
+
+def read_npz(path) -> dict:
+    """Read an ``.npz`` into a dictionary of numpy arrays."""
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def write_text(path, text: str) -> None:
+    """Write a text file atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _atomic(path, write)
+
+
+def save_figure(fig, name: str, root=None) -> list[Path]:
+    """Save ``fig`` as ``<root>/<name>.png`` and ``.pdf`` (atomically, no timestamps) and close it."""
+    root = Path(root or DEFAULT_ROOT)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = root / f"{name}.{ext}"
+        metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        _atomic(path, lambda tmp, ext=ext, m=metadata: fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=m))
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def band(ax, x, values, label, **kwargs) -> None:
+    """Plot the mean over seeds (axis 0) with a shaded one-standard-deviation band."""
+    mean, std = np.mean(values, axis=0), np.std(values, axis=0)
+    (line,) = ax.plot(x, mean, label=label, **kwargs)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)

@@ -1,0 +1,399 @@
+"""``summary.json`` and ``RESULTS.md`` generated from the stored data (never typed by hand).
+
+Every number in RESULTS.md is read from ``summary.json`` or from the data files of the figures,
+so the two cannot disagree.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from experiments import _dynamics
+from experiments.common import read_json, read_npz, write_json, write_text
+
+DATASETS = {"synthetic": "training_dynamics_synthetic", "digits": "training_dynamics_digits"}
+HEADLINE_INIT = "zero"
+PROXIMITY_DEFINITION = (
+    "proximity index pi_r(A) = mean over interior queries r <= i <= n-1-r of the attention mass on keys "
+    "1 <= |i-j| <= r, minus its uniform value 2r/n (0 for uniform attention, 1 - 2r/n at most); "
+    "averaged over the evaluation test sequences (unmasked), radius r from the training settings"
+)
+
+
+def regeneration(*, small: bool, wall_seconds: float, figure_seconds: dict, fresh: bool, cores) -> dict:
+    """Record of the run that produced the data: command, wall time, per-figure time, cores."""
+    return {
+        "command": "python experiments/run_all.py" + (" --small" if small else "") + (" --fresh" if fresh else ""),
+        "wall_seconds": round(wall_seconds, 1),
+        "per_figure_seconds": {k: round(v, 1) for k, v in figure_seconds.items()},
+        "small": small,
+        "fresh": fresh,
+        "cpu_count": cores,
+    }
+
+
+def write_summary(root, run: dict) -> dict:
+    """Collect the final metrics of every training experiment present under ``root``; ``run``: ``regeneration``."""
+    root = Path(root)
+    summary = {"headline_init": HEADLINE_INIT, "by_init": {}, "settings": {"proximity_index": PROXIMITY_DEFINITION}}
+    for dataset, name in DATASETS.items():
+        if not (root / name / "settings.json").exists():
+            continue
+        metrics = _dynamics.final_metrics(name, root)
+        summary["by_init"][dataset] = metrics
+        summary[dataset] = {
+            arm: {k: metrics[HEADLINE_INIT][arm][k] for k in ("test_accuracy", "proximity_index")}
+            for arm in metrics[HEADLINE_INIT]
+        }
+        summary["settings"][dataset] = read_json(root / name / "settings.json")
+    if (root / "parameter_alignment" / "alignment.npz").exists():
+        summary["settings"]["parameter_alignment"] = read_json(root / "parameter_alignment" / "settings.json")
+    summary["regeneration"] = run
+    write_json(root / "summary.json", summary)
+    return summary
+
+
+def _pm(stat: dict, digits: int = 3) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _seeds(stat: dict, digits: int = 3) -> str:
+    return ", ".join(f"{x:.{digits}f}" for x in stat["seeds"])
+
+
+LAGS = (0, 1, 2, 7, 8, 9)
+
+
+def lag_excess(attention: np.ndarray, lag: int) -> float:
+    """Excess attention mass at distance exactly ``lag`` over uniform, final maps averaged over seeds.
+
+    Mean over queries i with both $i - k$ and $i + k$ in range of $A_{i,i-k} + A_{i,i+k}$, minus
+    its uniform value $2/n$ ($A_{ii} - 1/n$ for $k = 0$).
+    """
+    a = np.mean(attention, axis=0)
+    n = a.shape[-1]
+    if lag == 0:
+        return float(np.mean(np.diag(a)) - 1 / n)
+    i = np.arange(lag, n - lag)
+    return float(np.mean(a[i, i - lag] + a[i, i + lag]) - 2 / n)
+
+
+def _verdict(diff: float, arms: dict, key: str) -> str:
+    """Word the SPT-minus-supervised difference against the seed spread (root sum of the two variances)."""
+    spread = float(np.hypot(arms["spt"][key]["std"], arms["supervised"][key]["std"]))
+    side = "SPT higher" if diff > 0 else "SPT not higher"
+    return f"{side}; {'larger' if abs(diff) > spread else 'not larger'} than the seed spread {spread:.4f}"
+
+
+def _training_section(summary: dict, dataset: str, name: str, title: str, what: str) -> list[str]:
+    s = summary["settings"][dataset]
+    t, c = s["training"], s["config"]
+    lines = [
+        f"## {name}: {title}",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/*.npz`, `{name}/settings.json`)",
+        "",
+        what,
+        "",
+        f"Command: `python experiments/{name}.py` (or the whole set with `python experiments/run_all.py`).",
+        "",
+        f"Model: n = {c['n']}, d = {c['d']}, vocab = {c['vocab']}, classes = {c['classes']}, scores "
+        f"{c['scores']}, {c['positional']} positional encoding (fixed), pooling {c['pooling']}, residual "
+        f"{c['residual']}, MLP width {c['mlp']}; SPT objective: masked {c['reconstruction']} reconstruction, "
+        f"mask rate {c['mask_rate']}. Train/test sequences: {s['train_size']}/{s['test_size']} "
+        f"(metrics on the first {s['eval_size']} test sequences). Optimiser: AdamW, learning rate "
+        f"{t['learning_rate']}, weight decay {t['weight_decay']}, global-norm clip 1, batch {t['batch']}. "
+        f"Budget: {t['total_steps']} optimiser steps for both arms; supervised = {t['total_steps']} label "
+        f"steps, SPT = {t['spt_steps']} reconstruction steps + {t['total_steps'] - t['spt_steps']} label "
+        f"steps (fresh optimiser state). {s['seeds']} seeds; proximity radius r = {t['radius']}.",
+        "",
+        "Final values (end of training), mean ± std over seeds (population std), per-seed values in brackets:",
+        "",
+        "| query-key init | arm | test accuracy | proximity index |",
+        "|---|---|---|---|",
+    ]
+    by_init = summary["by_init"][dataset]
+    for init, arms in by_init.items():
+        for arm, m in arms.items():
+            lines.append(
+                f"| {init} | {_dynamics.ARM_NAMES[arm]} | {_pm(m['test_accuracy'])} ({_seeds(m['test_accuracy'])}) "
+                f"| {_pm(m['proximity_index'], 4)} ({_seeds(m['proximity_index'], 4)}) |"
+            )
+    n = c["n"]
+    lags = [k for k in LAGS if 2 * k < n]
+    lines += [
+        "",
+        "Where the final attention goes: excess mass over uniform at distance exactly k (both sides; "
+        "mean attention map over test sequences, averaged over seeds; k = 0 is the query itself, "
+        "k = 8 on digits is the pixel above/below):",
+        "",
+        "| query-key init | arm | " + " | ".join(f"k = {k}" for k in lags) + " |",
+        "|---|---|" + "---|" * len(lags),
+    ]
+    for init in by_init:
+        for arm in by_init[init]:
+            att = _dynamics.load(name, init, arm, summary["_root"]).attention
+            lines.append(
+                f"| {init} | {_dynamics.ARM_NAMES[arm]} | "
+                + " | ".join(f"{lag_excess(att, k):+.4f}" for k in lags)
+                + " |"
+            )
+    lines += ["", "Difference SPT minus supervised (means):", ""]
+    for init, arms in by_init.items():
+        d_acc = arms["spt"]["test_accuracy"]["mean"] - arms["supervised"]["test_accuracy"]["mean"]
+        d_prox = arms["spt"]["proximity_index"]["mean"] - arms["supervised"]["proximity_index"]["mean"]
+        verdict_acc = _verdict(d_acc, arms, "test_accuracy")
+        verdict_prox = _verdict(d_prox, arms, "proximity_index")
+        lines.append(
+            f"- init {init}: accuracy {d_acc:+.3f} ({verdict_acc}), proximity index {d_prox:+.4f} ({verdict_prox})."
+        )
+    return lines + [""]
+
+
+def _alignment_section(root: Path) -> list[str]:
+    f = read_npz(root / "parameter_alignment" / "alignment.npz")
+    s = read_json(root / "parameter_alignment" / "settings.json")
+    from experiments.parameter_alignment import ENCODINGS, OBJECTIVES, SCORES
+
+    name = "parameter_alignment"
+    lines = [
+        f"## {name}: P8, first gradient step in W vs the positional identity",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/alignment.npz`)",
+        "",
+        "At W = 0 (uniform attention), the cosine between each objective's first gradient-descent step "
+        "-dL/dW (batch mean) and the positional identity direction P^+P (= I here), and the gradient norm, "
+        "against n, for sinusoidal/random and raw/centred encodings, position-only and content+position "
+        "scores; model without residual or MLP, mean pooling; reconstruction with the copy readout. "
+        "'undefined' marks an exactly zero gradient (P5). Reading of the committed run: P8's contrast "
+        "(classification at the boundary-term level, reconstruction of order one) holds for position-only "
+        "scores with sinusoidal encodings, where P P^T is Toeplitz; with random encodings the reconstruction "
+        "cosine is of order one but negative (P P^T is not a proximity pattern, so Pi_P is not the target), "
+        "and in the content+position view every cosine is small and negative (|cos| < 0.2 at n = 128).",
+        "",
+        "Command: `python experiments/parameter_alignment.py`.",
+        "",
+        f"Cosine at the largest n = {int(f['ns'][-1])} (d = {s['d']}), mean ± std over {s['seeds']} seeds:",
+        "",
+        "| scores | encoding | classification | reconstruction | norm cls | norm rec |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a, score in enumerate(SCORES):
+        for b, (kind, centred) in enumerate(ENCODINGS):
+            if score not in s["scores"] or b not in s["encodings"]:
+                continue
+            cells = []
+            for o in range(len(OBJECTIVES)):
+                v = f["cos"][a, b, -1, :, o]
+                cells.append(
+                    "undefined (zero gradient)" if np.all(np.isnan(v)) else f"{np.nanmean(v):+.3f} ± {np.nanstd(v):.3f}"
+                )
+            norms = [f"{np.mean(f['norm'][a, b, -1, :, o]):.2e}" for o in range(len(OBJECTIVES))]
+            lines.append(
+                f"| {score} | {kind}{' centred' if centred else ''} | {' | '.join(cells)} | {' | '.join(norms)} |"
+            )
+    return lines + [""]
+
+
+def _blindness_section(root: Path) -> list[str]:
+    from experiments.blindness_vs_n import FAMILIES, OBJECTIVES, closed_form
+
+    name = "blindness_vs_n"
+    f = read_npz(root / name / "visible.npz")
+    s = read_json(root / name / "settings.json")
+    lines = [
+        f"## {name}: P4, visible fraction of proximity families as n grows",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/visible.npz`)",
+        "",
+        "Visible fraction ||Q_G^T Q_F||_F^2 / dim F of the band (k = 1, 2), Toeplitz and circulant families in "
+        "the span G of the per-sample score gradients at uniform attention, classification (mean pooling, no "
+        "residual, no MLP, batch 2n) vs masked reconstruction (copy readout, batch min(2n^2, "
+        f"{s['rec_batch']})), with the closed forms derived in the script's docstring (dashed). Reconstruction "
+        "sees every non-gauge direction when the batch is large enough; beyond that its measured fraction "
+        "follows the batch limit b / (n(n-1)) for every family alike, while classification's is capped by the "
+        "loss itself (span inside the (n-1)-dimensional column-sum space U).",
+        "",
+        f"Command: `python experiments/{name}.py`.",
+        "",
+        "| n | cls band_1 | P4 band_1 | cls toeplitz | P4 toeplitz | cls circulant | rec band_1 | rec toeplitz |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    frac = f["fraction"].mean(axis=2)
+    c, r = OBJECTIVES.index("classification"), OBJECTIVES.index("reconstruction")
+    b1, tp, ci = FAMILIES.index("band_1"), FAMILIES.index("toeplitz"), FAMILIES.index("circulant")
+    for i, n in enumerate(f["ns"]):
+        lines.append(
+            f"| {int(n)} | {frac[c, i, b1]:.3e} | {float(closed_form('band_1', n)):.3e} | {frac[c, i, tp]:.3e} | "
+            f"{float(closed_form('toeplitz', n)):.3e} | {frac[c, i, ci]:.1e} | {frac[r, i, b1]:.3e} | "
+            f"{frac[r, i, tp]:.3e} |"
+        )
+    return lines + [""]
+
+
+def _taylor_section(root: Path) -> list[str]:
+    from experiments.taylor_profiles import DIRECTIONS, OBJECTIVES
+
+    name = "taylor_profiles"
+    f = read_npz(root / name / "profiles.npz")
+    c = f["coefficients"]
+    lines = [
+        f"## {name}: P3/P7, the loss along proximity directions and its Taylor coefficients",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/profiles.npz`)",
+        "",
+        "Batch-mean loss L(tD) - L(0) in score space at uniform attention along a unit circulant "
+        "(wrap-around) proximity kernel and the open-boundary kernel exp(-|i-j|/l), with the order-4 Taylor "
+        "polynomial from `taylor.taylor_coefficients` (jet). P3: without MLP the classification loss is "
+        "exactly flat along the circulant direction (every coefficient at rounding level); P7: with a tanh "
+        "MLP c_1 vanishes but c_2 does not; reconstruction has c_1 != 0.",
+        "",
+        f"Command: `python experiments/{name}.py`.",
+        "",
+        "| objective | direction | c_1 | c_2 | c_3 | c_4 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a, objective in enumerate(OBJECTIVES):
+        for b, direction in enumerate(DIRECTIONS):
+            lines.append(f"| {objective} | {direction} | " + " | ".join(f"{v:+.3e}" for v in c[a, b, 1:]) + " |")
+    return lines + [""]
+
+
+def _hessian_section(root: Path) -> list[str]:
+    from experiments.restricted_hessian import OBJECTIVES, PARTS
+
+    name = "restricted_hessian"
+    f = read_npz(root / name / "spectra.npz")
+    lines = [
+        f"## {name}: P7, Hessian restricted to the blind families, Gauss-Newton vs functional",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/spectra.npz`)",
+        "",
+        "Eigenvalues of Q^T H Q at uniform attention for the circulant and Toeplitz families, and of its "
+        "Gauss-Newton and functional parts (`curvature.gauss_newton_split`). Along the circulant family the "
+        "label loss has no Gauss-Newton curvature (its logits do not move at first order); with the MLP its "
+        "curvature there is purely functional and indefinite (a saddle, P7).",
+        "",
+        f"Command: `python experiments/{name}.py`.",
+        "",
+        "| objective | family | " + " | ".join(f"{p} min / max" for p in PARTS) + " |",
+        "|---|---|---|---|---|",
+    ]
+    for a, objective in enumerate(OBJECTIVES):
+        for fam in read_json(root / name / "settings.json")["families"]:
+            cells = [f"{f[f'{a}/{fam}/{p}'][0]:+.2e} / {f[f'{a}/{fam}/{p}'][-1]:+.2e}" for p in PARTS]
+            lines.append(f"| {objective} | {fam} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _visibility_section(root: Path) -> list[str]:
+    from experiments.gradient_visibility_during_training import FAMILIES
+
+    name = "gradient_visibility_during_training"
+    f = read_npz(root / name / "visibility.npz")
+    s = read_json(root / name / "settings.json")
+    lines = [
+        f"## {name}: does the label loss stay blind along its own trajectory?",
+        "",
+        f"![{name}]({name}.png) ([PDF]({name}.pdf); data: `{name}/visibility.npz`)",
+        "",
+        "Supervised arm of the synthetic experiment (same model and settings, W = 0 init). At each evaluation: "
+        f"visible fraction of the proximity families in the span of {s['batch']} per-sample label-loss score "
+        "gradients, the span rank over the non-gauge dimension n(n-1) (the level a random subspace of that "
+        "rank reaches), and the alignment |cos| of the mean gradient with each family. This model has a "
+        "residual and an MLP, so (DESIGN, lead's correction to P4) its per-sample gradients are not confined "
+        "to the column-sum space even at W = 0: first-order visibility is not the obstacle here; "
+        "compare the mean-gradient alignment and the proximity index.",
+        "",
+        f"Command: `python experiments/{name}.py`.",
+        "",
+        "| step | span rank / n(n-1) | "
+        + " | ".join(f"visible {x}" for x in FAMILIES)
+        + " | "
+        + " | ".join(f"align {x}" for x in FAMILIES)
+        + " | proximity index |",
+        "|---|---|" + "---|" * (2 * len(FAMILIES) + 1),
+    ]
+    picks = sorted({0, len(f["steps"]) // 4, len(f["steps"]) // 2, len(f["steps"]) - 1})
+    for t in picks:
+        rank = np.mean(f["rank"][:, t]) / s["non_gauge_dim"]
+        vis = " | ".join(f"{np.mean(f['fraction'][:, t, b]):.3f}" for b in range(len(FAMILIES)))
+        ali = " | ".join(f"{np.mean(f['alignment'][:, t, b]):.3f}" for b in range(len(FAMILIES)))
+        lines.append(f"| {int(f['steps'][t])} | {rank:.3f} | {vis} | {ali} | {np.mean(f['proximity'][:, t]):+.4f} |")
+    lines += ["", f"Means over {s['seeds']} seeds."]
+    return lines + [""]
+
+
+def write_results(root) -> None:
+    """Write ``<root>/RESULTS.md`` from ``summary.json`` and the figure data."""
+    root = Path(root)
+    summary = read_json(root / "summary.json")
+    summary["_root"] = root
+    reg = summary["regeneration"]
+    lines = [
+        "# Results (generated by `experiments/results.py` from `summary.json` and the data files)",
+        "",
+        "Regenerate everything: `python experiments/run_all.py` (resumable: finished training cells are kept; "
+        f"`--fresh` recomputes all; `--small` runs the smoke versions). The recorded run was `{reg['command']}`. "
+        "All computations in float64 on CPU.",
+        "",
+        f"Wall time of the run that produced these files: **{reg['wall_seconds']:.0f} s** on a machine with "
+        f"{reg['cpu_count']} cores shared with other jobs (fresh run: {reg['fresh']}); per figure: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in reg["per_figure_seconds"].items())
+        + ".",
+        "",
+        "Smoke versions of every figure: `python experiments/run_all.py --small` (written to `paper_figs/small/`, "
+        "not committed); test: `pytest tests/test_experiments.py` (runs each `main(small=True)` into a temporary "
+        "folder).",
+        "",
+        f"Proximity index: {summary['settings']['proximity_index']}.",
+        "",
+        f"Headline numbers (`summary.json`, query-key init '{summary['headline_init']}'):",
+        "",
+        "| data set | arm | test accuracy | proximity index |",
+        "|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        if dataset in summary:
+            for arm, m in summary[dataset].items():
+                lines.append(
+                    f"| {dataset} | {_dynamics.ARM_NAMES[arm]} | {_pm(m['test_accuracy'])} "
+                    f"| {_pm(m['proximity_index'], 4)} |"
+                )
+    lines.append("")
+    texts = {
+        "synthetic": (
+            "P9 on the synthetic paired task (label 1: tokens come in adjacent equal pairs, cyclically "
+            "shifted; label 0: a random permutation of the same multiset; token counts carry no "
+            "information). Left: test accuracy over optimiser steps; middle: proximity index of the "
+            "attention on test sequences; right: final attention maps (mean over test sequences, seed 0). "
+            "Rows: query-key initialisation W = 0 (uniform attention) and small random W. The dotted "
+            "line is where the SPT arm switches from masked reconstruction to labels."
+        ),
+        "digits": (
+            "P9 on scikit-learn's 8x8 digits read row-major as 64-pixel sequences with 4 grey levels "
+            "(fixed stratified split, 1347 train / 450 test). Same layout as the synthetic figure. "
+            "Pixel neighbours at lag 1 (same row) and lag 8 (same column) are correlated; the index "
+            "counts lag <= r only. Reading of the committed run (the tables below carry the numbers): the "
+            "final attention maps of both arms are dominated by vertical stripes, i.e. attention to fixed key "
+            "positions (informative pixel locations), not by diagonals; masked reconstruction at this "
+            "model size and budget did not learn a local (lag 1 or lag 8) pattern here, so the precondition "
+            "of the P9 mechanism (SPT grows the proximity index) fails on digits and SPT gives no accuracy "
+            "gain either."
+        ),
+    }
+    for dataset, name in DATASETS.items():
+        if dataset in summary:
+            title = "supervised vs self-pretraining, " + dataset
+            lines += _training_section(summary, dataset, name, title, texts[dataset])
+    sections = (
+        ("parameter_alignment/alignment.npz", _alignment_section),
+        ("blindness_vs_n/visible.npz", _blindness_section),
+        ("taylor_profiles/profiles.npz", _taylor_section),
+        ("restricted_hessian/spectra.npz", _hessian_section),
+        ("gradient_visibility_during_training/visibility.npz", _visibility_section),
+    )
+    for path, section in sections:
+        if (root / path).exists():
+            lines += section(root)
+    write_text(root / "RESULTS.md", "\n".join(lines))
