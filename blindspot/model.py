@@ -149,7 +149,7 @@ def features_at_scores(
 
 
 def position_wise(params: Params, o: Float[Array, "... d"]) -> Float[Array, "... d"]:
-    """The position-wise map $\\phi$: the MLP when ``params.mlp`` is set, else the identity."""
+    r"""Apply the position-wise map $\phi$: the MLP when ``params.mlp`` is set, else the identity."""
     if params.mlp is None:
         return o
     m = params.mlp

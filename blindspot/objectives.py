@@ -55,11 +55,15 @@ def reconstruction_loss_at_scores(
 
 
 def reconstruction_loss_at_features(
-    params: Params, config: ModelConfig, tokens: Int[Array, " n"], mask: Bool[Array, " n"], features: Float[Array, "n d"]
+    params: Params,
+    config: ModelConfig,
+    tokens: Int[Array, " n"],
+    mask: Bool[Array, " n"],
+    features: Float[Array, "n d"],
 ) -> Float[Array, ""]:
-    """Masked reconstruction loss given the per-position features of the masked input (linear heads).
+    r"""Masked reconstruction loss given the per-position features of the masked input (linear heads).
 
-    Mean over $i \\in M$ of cross-entropy or squared error of $z_i = f_i W_r + b_r$ against $x_i$;
+    Mean over $i \in M$ of cross-entropy or squared error of $z_i = f_i W_r + b_r$ against $x_i$;
     the ``"copy"`` readout does not use features and is refused.
     """
     if config.reconstruction == "copy":

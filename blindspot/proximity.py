@@ -13,7 +13,7 @@ from blindspot.checks import check_bool, check_finite, check_int, check_shape
 def proximity_index(
     attention: Float[Array, "... n n"], *, radius: int = 1, include_self: bool = False
 ) -> Float[Array, ""]:
-    """Excess attention mass within distance ``radius`` of the query, over its uniform value.
+    r"""Excess attention mass within distance ``radius`` of the query, over its uniform value.
 
     Parameters
     ----------
@@ -21,7 +21,7 @@ def proximity_index(
         Row-stochastic attention matrices $A$ (queries in rows, keys in columns), shape
         ``(..., n, n)``; leading axes (data, heads) are averaged over.
     radius
-        The distance $r \\ge 1$ that counts as "near"; needs ``n >= 2 * radius + 1`` so that at
+        The distance $r \ge 1$ that counts as "near"; needs ``n >= 2 * radius + 1`` so that at
         least one query is interior.
     include_self
         Count the query's own position $j = i$ as near. Off by default: attending to oneself
@@ -29,16 +29,16 @@ def proximity_index(
 
     Returns
     -------
-    The scalar index $\\pi_r(A)$.
+    The scalar index $\pi_r(A)$.
 
     Notes
     -----
-    For an interior query $r \\le i \\le n - 1 - r$ (0-based), the near set is
-    $N_i = \\{j : 1 \\le |i - j| \\le r\\}$ (plus $j = i$ with ``include_self``), of size
+    For an interior query $r \le i \le n - 1 - r$ (0-based), the near set is
+    $N_i = \{j : 1 \le |i - j| \le r\}$ (plus $j = i$ with ``include_self``), of size
     $k = 2r$ (or $2r + 1$) for every interior query, so uniform attention puts exactly $k/n$
     on it. The index is
 
-    $\\pi_r(A) = \\frac{1}{n - 2r} \\sum_{i=r}^{n-1-r} \\Big(\\sum_{j \\in N_i} A_{ij} - \\frac{k}{n}\\Big)$,
+    $\pi_r(A) = \frac{1}{n - 2r} \sum_{i=r}^{n-1-r} \Big(\sum_{j \in N_i} A_{ij} - \frac{k}{n}\Big)$,
 
     averaged over the leading axes. It is 0 for uniform attention, and at most $1 - k/n$
     (all mass on the near set); for a Toeplitz proximity kernel $A_{ij} = b(|i-j|)$ with support

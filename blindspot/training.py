@@ -109,7 +109,7 @@ def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
 
 
 def attention_maps(params: Params, config: ModelConfig, tokens: Int[Array, "b n"]) -> Float[Array, "b n n"]:
-    """Attention matrices $A = \\mathrm{softmax}_{row}(S)$ of a batch of (unmasked) sequences."""
+    r"""Attention matrices $A = \mathrm{softmax}_{row}(S)$ of a batch of (unmasked) sequences."""
     return jax.nn.softmax(jax.vmap(lambda x: scores(params, config, x))(tokens), axis=-1)
 
 

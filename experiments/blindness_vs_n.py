@@ -1,21 +1,21 @@
-"""P4: visible fraction of the band, Toeplitz and circulant families as n grows, with closed forms.
+r"""P4: visible fraction of the band, Toeplitz and circulant families as n grows, with closed forms.
 
 At uniform attention ($W = 0$) the per-sample score gradients of a batch span a subspace $G$; the
-visible fraction of a family F is $\\lVert Q_G^\\top Q_F \\rVert_F^2 / \\dim F$
+visible fraction of a family F is $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$
 (``jacobian.visible_fraction``, gradients in factored form from ``fast_paths``, so nothing of size
 $n^2$ per sample is formed). Classification: mean pooling, no residual, no MLP, batch $b = 2n$
 (enough to span the whole column-sum space $U$ of P4). Reconstruction: copy readout, batch
-$b = \\min(2n^2, b_{max})$: its per-sample gradients span the non-gauge space (dimension $n(n-1)$,
+$b = \min(2n^2, b_{max})$: its per-sample gradients span the non-gauge space (dimension $n(n-1)$,
 P6) only when the batch is large enough, so for large n the batch, not the loss, limits the
 measured fraction (the dotted line $b / (n(n-1))$ shows that limit).
 
-Closed forms for classification when $G = U$ (derived here from P4's $\\cos^2(D, U) =
-\\lVert c - \\bar c \\mathbf 1 \\rVert^2 / (n \\lVert D \\rVert_F^2)$, $c = D^\\top \\mathbf 1$):
+Closed forms for classification when $G = U$ (derived here from P4's $\cos^2(D, U) =
+\lVert c - \bar c \mathbf 1 \rVert^2 / (n \lVert D \rVert_F^2)$, $c = D^\top \mathbf 1$):
 
-- band $B_k$ ($n \\ge 2k$): column sums are 2 except $2k$ boundary columns with 1, so
-  $\\lVert c - \\bar c \\rVert^2 = 2k(n - 2k)/n$, $\\lVert B_k \\rVert^2 = 2(n - k)$ and
-  $\\cos^2 = k(n - 2k) / (n^2 (n - k))$;
-- Toeplitz (orthogonal diagonals $D_k$): $\\cos^2(D_k, U) = |k| / n^2$, averaged over the $2n - 1$
+- band $B_k$ ($n \ge 2k$): column sums are 2 except $2k$ boundary columns with 1, so
+  $\lVert c - \bar c \rVert^2 = 2k(n - 2k)/n$, $\lVert B_k \rVert^2 = 2(n - k)$ and
+  $\cos^2 = k(n - 2k) / (n^2 (n - k))$;
+- Toeplitz (orthogonal diagonals $D_k$): $\cos^2(D_k, U) = |k| / n^2$, averaged over the $2n - 1$
   diagonals: $(n - 1) / (n (2n - 1))$;
 - circulant: every column sum is equal, so 0 (P3).
 

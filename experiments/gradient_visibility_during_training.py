@@ -1,12 +1,12 @@
-"""Label-loss visibility of proximity along its own supervised training trajectory.
+r"""Label-loss visibility of proximity along its own supervised training trajectory.
 
 Does label supervision stay blind to proximity as it trains?
 
 Supervised training on the synthetic paired task (the model and settings of
 ``training_dynamics_synthetic``, query-key init W = 0). At every evaluation the per-sample score
-gradients of the label loss of a batch of test sequences, $\\partial L_b / \\partial S$ at the current
+gradients of the label loss of a batch of test sequences, $\partial L_b / \partial S$ at the current
 scores (``jacobian.score_gradients``, autodiff), span a subspace $G$; the figure shows the visible
-fraction $\\lVert Q_G^\\top Q_F \\rVert_F^2 / \\dim F$ of the proximity families (band 1, band 2,
+fraction $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$ of the proximity families (band 1, band 2,
 Toeplitz, circulant, the proximity kernel) with the rank of $G$ relative to the non-gauge dimension
 $n(n-1)$ (the level a random subspace of that rank would reach), the alignment of the *mean*
 gradient with each family (``jacobian.expected_alignment_from_projections``: the norm of its

@@ -1,15 +1,15 @@
-"""P8: alignment of each objective's first gradient step in W with the positional identity.
+r"""P8: alignment of each objective's first gradient step in W with the positional identity.
 
-At $W = 0$ (uniform attention) take the batch gradient $G = \\partial L / \\partial W$ of label
+At $W = 0$ (uniform attention) take the batch gradient $G = \partial L / \partial W$ of label
 cross-entropy and of masked reconstruction, and report
-$\\cos(-G, \\Pi_P)$ (``directions.first_step_cosine`` of the step $-G$): the cosine of the first
-gradient-descent step with the "positional identity" direction $\\Pi_P = P^+ P$ ($= I$ when $n \\ge d$) (with sinusoidal
-encodings, $p_i^\\top p_j$ depends on $i - j$ only, so $W = I$ is a proximity-type score
+$\cos(-G, \Pi_P)$ (``directions.first_step_cosine`` of the step $-G$): the cosine of the first
+gradient-descent step with the "positional identity" direction $\Pi_P = P^+ P$ ($= I$ when $n \ge d$) (with sinusoidal
+encodings, $p_i^\top p_j$ depends on $i - j$ only, so $W = I$ is a proximity-type score
 pattern in the positional block). Encodings: sinusoidal and random, raw and centred; scores:
-position-only $S = P W P^\\top$ and content+position $S = H W H^\\top / \\sqrt d$; model without
+position-only $S = P W P^\top$ and content+position $S = H W H^\top / \sqrt d$; model without
 residual or MLP, mean pooling (the setting of P4/P5); reconstruction uses the "copy" readout
 of P6 (its score gradient follows the data's lag agreement). Data: ``paired_task`` sequences.
-A gradient whose norm is below $\\epsilon\\, d \\max$ (max over the seeds and objectives of one
+A gradient whose norm is below $\epsilon\, d \max$ (max over the seeds and objectives of one
 setting, ``tolerances.rank_tolerance``) counts as exactly zero.
 Where a gradient is exactly zero (P5: centred encodings, position-only scores, classification)
 the cosine is undefined; the figure shows the gradient norm next to the cosine.
@@ -56,7 +56,7 @@ def settings(small: bool = False) -> dict:
 
 
 def first_step(config: ModelConfig, keys, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine with $I$ and Frobenius norm of $-\\partial L/\\partial W$ at $W = 0$, per seed and objective."""
+    r"""Cosine with $I$ and Frobenius norm of $-\partial L/\partial W$ at $W = 0$, per seed and objective."""
 
     def one(key):
         k_init, k_data, k_mask = jax.random.split(key, 3)

@@ -1,9 +1,9 @@
-"""P7: spectra of the score-space Hessian restricted to the blind families, Gauss-Newton vs functional.
+r"""P7: spectra of the score-space Hessian restricted to the blind families, Gauss-Newton vs functional.
 
-At uniform attention ($S = 0$), for a batch-mean loss $L(S) = \\ell(z(S))$ with outputs $z$ (class
+At uniform attention ($S = 0$), for a batch-mean loss $L(S) = \ell(z(S))$ with outputs $z$ (class
 logits of the batch, or reconstruction logits of the masked positions), the Hessian restricted to
-a family with orthonormal basis $Q$, $Q^\\top \\nabla^2 L\\, Q$, and its split into the Gauss-Newton
-part $(JQ)^\\top H_\\ell (JQ)$ and the functional part $Q^\\top \\nabla^2 \\langle g, z \\rangle Q$
+a family with orthonormal basis $Q$, $Q^\top \nabla^2 L\, Q$, and its split into the Gauss-Newton
+part $(JQ)^\top H_\ell (JQ)$ and the functional part $Q^\top \nabla^2 \langle g, z \rangle Q$
 (``curvature.gauss_newton_split``). Families: circulant (P3) and Toeplitz (P4). Objectives: label
 cross-entropy without MLP, with a tanh MLP (no residual), and masked cross-entropy reconstruction
 with the same MLP. Run: ``python experiments/restricted_hessian.py [--small]``.

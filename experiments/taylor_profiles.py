@@ -1,8 +1,8 @@
-"""P3/P7: the loss along circulant and open-boundary proximity directions, with Taylor coefficients.
+r"""P3/P7: the loss along circulant and open-boundary proximity directions, with Taylor coefficients.
 
 In score space at uniform attention ($S = 0$), the batch-mean loss $L(tD)$ along two unit
-(Frobenius) proximity directions: the wrap-around kernel $D \\propto \\sum_k e^{-\\min(k, n-k)/l} C_k$
-(circulant family) and the open-boundary kernel $K_{ij} \\propto e^{-|i-j|/l}$
+(Frobenius) proximity directions: the wrap-around kernel $D \propto \sum_k e^{-\min(k, n-k)/l} C_k$
+(circulant family) and the open-boundary kernel $K_{ij} \propto e^{-|i-j|/l}$
 (``directions.proximity_kernel``), for three objectives: label cross-entropy without MLP (P3: every
 Taylor coefficient vanishes along the circulant direction), with a tanh MLP and no residual (P7:
 first order vanishes, second does not), and masked reconstruction with the copy readout (P6: first
@@ -42,7 +42,7 @@ def settings(small: bool = False) -> dict:
 
 
 def circulant_proximity(n: int, length: float) -> jnp.ndarray:
-    """Build the unit wrap-around kernel $\\sum_k e^{-\\min(k, n-k)/l} C_k$ in the circulant family."""
+    r"""Build the unit wrap-around kernel $\sum_k e^{-\min(k, n-k)/l} C_k$ in the circulant family."""
     k = np.arange(n)
     weights = jnp.asarray(np.exp(-np.minimum(k, n - k) / length))
     d = jnp.einsum("k,kij->ij", weights, circulant(n))
@@ -50,7 +50,7 @@ def circulant_proximity(n: int, length: float) -> jnp.ndarray:
 
 
 def batch_losses(s: dict, key):
-    """Build the three score-space batch-mean losses $S \\mapsto L(S)$."""
+    r"""Build the three score-space batch-mean losses $S \mapsto L(S)$."""
     k_init, k_data, k_mask = jax.random.split(key, 3)
     base = ModelConfig(n=s["n"], d=s["d"], vocab=s["vocab"])
     tokens, labels = paired_task(k_data, s["batch"], s["n"], s["vocab"])

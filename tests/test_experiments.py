@@ -3,14 +3,10 @@
 import importlib
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/ is not an installed package
-
-from experiments import results, run_all  # noqa: E402
+from experiments import results, run_all
 
 
 @pytest.fixture(scope="module")

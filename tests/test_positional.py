@@ -16,7 +16,7 @@ def test_sinusoidal_matches_the_textbook_formula():
 
 
 def test_even_width_sinusoidal_gram_depends_only_on_the_lag():
-    """$p_i^T p_j = \\sum_k \\cos((i - j)\\omega_k)$ for even d: a Toeplitz Gram matrix (P8)."""
+    r"""$p_i^T p_j = \sum_k \cos((i - j)\omega_k)$ for even d: a Toeplitz Gram matrix (P8)."""
     n = 9
     p = np.asarray(positional_encoding(jax.random.key(0), n, 8))
     gram = p @ p.T
