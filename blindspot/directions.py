@@ -147,6 +147,7 @@ class Statistics(NamedTuple):
     diagonals: Float[Array, "... m"]
 
 
+@jax.jit
 def statistics(x: Float[Array, "... n n"]) -> Statistics:
     """Row sums, column sums and diagonal sums (offset $j - i$ at index $j - i + n - 1$) of dense matrices."""
     n = x.shape[-1]
@@ -157,6 +158,7 @@ def statistics(x: Float[Array, "... n n"]) -> Statistics:
     return Statistics(x.sum(-1), x.sum(-2), jnp.moveaxis(diagonals, 0, -1))
 
 
+@jax.jit
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:
     r"""Statistics of $X = R C^\top$ without forming $X$: $O(r\, n \log n)$.
 
@@ -296,14 +298,16 @@ def positional_identity(positions: Float[Array, "n d"]) -> Float[Array, "d d"]:
 
     Notes
     -----
-    $\Pi_P$ is the orthogonal projector onto the row space of P in $\mathbb R^d$; it equals $I_d$ when
+    $\Pi_P = V_r V_r^\top$ (right singular vectors of P above ``rank_tolerance``, $\lVert\Pi_P\rVert_F = \sqrt r$)
+    is the orthogonal projector onto the row space of P in $\mathbb R^d$; it equals $I_d$ when
     P has rank d (n >= d, the usual case), so the direction is $I/\sqrt d$. Position-only scores:
     $P \Pi_P P^\top = P P^\top$, Toeplitz for sinusoidal encodings ($p_i^\top p_j$ depends on $i - j$).
     Content+position: the same W applied to $H = E + P$ gives $H H^\top/\sqrt d$, whose positional block
     is $P P^\top / \sqrt d$; we use the same definition in both views so the cosines of P8 compare.
     """
-    pi = jnp.linalg.pinv(positions) @ positions
-    return pi / jnp.linalg.norm(pi)
+    _, s, vt = jnp.linalg.svd(positions, full_matrices=False)
+    r = int(jnp.sum(s > rank_tolerance(s[0], positions.shape, positions.dtype)))
+    return vt[:r].T @ vt[:r] / math.sqrt(r)
 
 
 def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n d"]) -> Float[Array, ""]:

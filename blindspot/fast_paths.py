@@ -20,6 +20,7 @@ Both refuse any state where these closed forms do not hold (``W != 0``; and for 
 residual + MLP, or last/first pooling) with a one-line ``ValueError``.
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -130,7 +131,21 @@ def uniform_score_factors(
     $\frac1n(w_{ij} - \bar w_i)$, $w_{ij} = g_i^\top v_j$. Cost $O(n d (d + h + c))$ per sample.
     """
     _check(params, config, objective, tokens, target)
-    return ScoreFactors(*jax.vmap(lambda x, t: _uniform_factors(params, config, objective, x, t))(tokens, target))
+    return ScoreFactors(*_batched_factors(params, config, objective, tokens, target))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _batched_factors(params, config, objective, tokens, target):
+    return jax.vmap(lambda x, t: _uniform_factors(params, config, objective, x, t))(tokens, target)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _batched_columns(params, config, tokens, labels):
+    def one(x, y):
+        g, centred = _uniform_factors(params, config, "classification", x, y)
+        return centred @ g[0]
+
+    return jax.vmap(one)(tokens, labels)
 
 
 def classification_column_factors(
@@ -147,12 +162,7 @@ def classification_column_factors(
     """
     check_rank_one_classification(config)
     _check(params, config, "classification", tokens, labels)
-
-    def one(x, y):
-        g, centred = _uniform_factors(params, config, "classification", x, y)
-        return centred @ g[0]
-
-    return jax.vmap(one)(tokens, labels)
+    return _batched_columns(params, config, tokens, labels)
 
 
 def dense_gradients(factors: ScoreFactors) -> Float[Array, "b n n"]:

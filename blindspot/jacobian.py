@@ -157,6 +157,22 @@ def numerical_rank(matrix: Float[Array, "m k"]) -> Rank:
     return Rank(int(jnp.sum(s > tol)), s, tol)
 
 
+@jax.jit
+def sample_ranks(matrices: Float[Array, "b m k"]) -> Int[Array, " b"]:
+    r"""Numerical rank of each matrix of a stack (batched SVD), tolerance ``rank_tolerance`` per matrix."""
+    s = jnp.linalg.svd(matrices, compute_uv=False)
+    return jnp.sum(s > rank_tolerance(1.0, matrices.shape[-2:], s.dtype) * s[..., :1], axis=-1)
+
+
+@jax.jit
+def _factor_ranks(factors):
+    n = factors.rows.shape[-2]
+    t_r = jnp.linalg.qr(factors.rows, mode="r")
+    t_c = jnp.linalg.qr(factors.columns, mode="r")
+    s = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2), compute_uv=False)
+    return jnp.sum(s > rank_tolerance(1.0, (n, n), s.dtype) * s[..., :1], axis=-1)
+
+
 def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
     r"""Numerical rank of each $R_b C_b^\top$ from thin QRs of the factors: $O(n r^2)$ per sample.
 
@@ -165,12 +181,7 @@ def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
     $R = Q_R T_R$, $C = Q_C T_C$ give $R C^\top = Q_R (T_R T_C^\top) Q_C^\top$ with the same singular
     values as the $r \times r$ core; tolerance ``rank_tolerance`` with shape (n, n).
     """
-    n = factors.rows.shape[-2]
-    t_r = jnp.linalg.qr(factors.rows, mode="r")
-    t_c = jnp.linalg.qr(factors.columns, mode="r")
-    s = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2), compute_uv=False)
-    eps_n = rank_tolerance(1.0, (n, n), s.dtype)
-    return jnp.sum(s > eps_n * s[..., :1], axis=-1)
+    return _factor_ranks(factors)
 
 
 def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: bool = True) -> Span:
@@ -187,6 +198,7 @@ def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: boo
     return Span(r, s, tol, u[:, :r], vt[:r] if keep_basis else None)
 
 
+@jax.jit
 def gram_from_factors(factors: ScoreFactors) -> Float[Array, "b b"]:
     r"""Gram matrix $K_{bc} = \langle R_b C_b^\top, R_c C_c^\top \rangle_F$ from factors, $O(b^2 n r^2)$."""
     rr = jnp.einsum("bnr,cns->bcrs", factors.rows, factors.rows)

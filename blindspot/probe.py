@@ -258,7 +258,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
     else:
         grads = jacobian.score_gradients(params, config, objective, tokens, target)
-        per_sample = int(max(jacobian.numerical_rank(g).rank for g in grads))
+        per_sample = int(jnp.max(jacobian.sample_ranks(grads)))
         stats = directions.statistics(grads)
         span = jacobian.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
         mean_norm = float(jnp.linalg.norm(grads.mean(axis=0)))
