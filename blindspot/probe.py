@@ -195,7 +195,7 @@ def _taylor_directions(n, dtype):
 
 
 def _per_sample_losses(params, config, objective, tokens, target):
-    """$\Delta \mapsto (L_b(S_b + \Delta))_b$ in the score-space view."""
+    r"""$\Delta \mapsto (L_b(S_b + \Delta))_b$ in the score-space view."""
     w = query_key_matrix(params)
 
     def one(delta, x, t):
