@@ -68,7 +68,7 @@ def check_rank_one_classification(config: ModelConfig) -> None:
 
 
 def _uniform_factors(params, config, objective, tokens, target):
-    """One sequence: $(\\Gamma / n, \\tilde V)$ with $g_i$ from autodiff of the position-wise part."""
+    r"""One sequence: $(\Gamma / n, \tilde V)$ with $g_i$ from autodiff of the position-wise part."""
     n = config.n
     if objective == "reconstruction":
         inputs = mask_tokens(config, tokens, target)
@@ -151,7 +151,7 @@ def _batched_columns(params, config, tokens, labels):
 def classification_column_factors(
     params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
 ) -> Float[Array, "b n"]:
-    r"""Column factors $w_b$ of the rank-one classification gradients $\partial L_b/\partial S = \mathbf 1 w_b^\top$ (P4).
+    r"""Column factors $w_b$ of rank-one classification gradients $\partial L_b/\partial S = \mathbf 1 w_b^\top$ (P4).
 
     Notes
     -----
@@ -166,6 +166,5 @@ def classification_column_factors(
 
 
 def dense_gradients(factors: ScoreFactors) -> Float[Array, "b n n"]:
-    """Assemble dense per-sample gradients $R_b C_b^\\top$ from factors (small n, for checks)."""
+    r"""Assemble dense per-sample gradients $R_b C_b^\top$ from factors (small n, for checks)."""
     return jnp.einsum("bir,bjr->bij", factors.rows, factors.columns)
-

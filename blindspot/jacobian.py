@@ -125,8 +125,13 @@ def _factor_query_key(rows, columns, encodings):
 
 
 def query_key_gradients(
-    params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array,
-    *, factors: ScoreFactors | None = None,
+    params: Params,
+    config: ModelConfig,
+    objective: str,
+    tokens: Int[Array, "b n"],
+    target: Array,
+    *,
+    factors: ScoreFactors | None = None,
 ) -> Float[Array, "b d d"]:
     r"""Per-sample gradients with respect to the query-key matrix W (parameter view, P5/P8).
 
@@ -144,7 +149,11 @@ def query_key_gradients(
         encodings = jnp.broadcast_to(positions(params), (tokens.shape[0], *positions(params).shape))
         scale = 1.0
     else:
-        inputs = tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+        inputs = (
+            tokens
+            if objective == "classification"
+            else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+        )
         encodings = jax.vmap(lambda x: embed(params, x))(inputs)
         scale = 1.0 / math.sqrt(config.d)
     return scale * _factor_query_key(factors.rows, factors.columns, encodings)

@@ -1,4 +1,4 @@
-r"""``python -m blindspot.probe``: which attention-score directions does each loss see at a given state?
+r"""``python -m blindspot.probe``: report which attention-score directions each loss sees at a given state.
 
 Builds the model from command-line options, draws a batch, evaluates both objectives (label
 supervision and masked reconstruction) at the chosen state in the score-space view, and reports
@@ -78,10 +78,10 @@ def _positive_int(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface (every option documented in ``--help``)."""
+    """Build the command-line interface (every option documented in ``--help``)."""
     p = _Parser(
         prog="python -m blindspot.probe",
-        description=__doc__.split("\n\n")[0].strip("`r\" ") + ". " + __doc__.split("\n\n")[1].replace("\n", " "),
+        description=" ".join(__doc__.split("\n\n")[1].split()),
         epilog=FIGURES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -92,19 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pe", choices=POSITIONAL, default="sinusoidal", help="positional encoding (default sinusoidal)")
     p.add_argument("--centred", action="store_true", help="centre the positional encoding: sum_i p_i = 0")
     p.add_argument(
-        "--scores", choices=SCORES, default="content_position",
+        "--scores",
+        choices=SCORES,
+        default="content_position",
         help="content_position: S = H W H^T / sqrt(d); position: S = P W P^T (default content_position)",
     )
     p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier (default mean)")
     p.add_argument("--residual", action="store_true", help="add h_i to the attention output o_i")
     p.add_argument("--mlp", type=_positive_int, default=0, help="hidden width of the position-wise MLP, 0 = none")
     p.add_argument(
-        "--reconstruction", choices=RECONSTRUCTION, default="cross_entropy",
+        "--reconstruction",
+        choices=RECONSTRUCTION,
+        default="cross_entropy",
         help="reconstruction readout (default cross_entropy)",
     )
     p.add_argument("--mask-rate", type=float, default=0.15, help="fraction of masked positions in (0, 1)")
     p.add_argument(
-        "--data", choices=DATA, default="iid",
+        "--data",
+        choices=DATA,
+        default="iid",
         help="iid uniform tokens with random labels; markov sticky chain (--rho) with random labels; task "
         "paired/shuffled adjacency task (n even); digits: sklearn 8x8 digits (n = 64, vocab = grey levels, "
         "classes >= 10)",
@@ -113,12 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive_int, default=64, help="number of sequences b >= 1 (default 64)")
     p.add_argument("--seed", type=_positive_int, default=0, help="PRNG seed >= 0 for parameters and data")
     p.add_argument(
-        "--init", choices=QK_INIT, default="zero",
+        "--init",
+        choices=QK_INIT,
+        default="zero",
         help="query-key state: zero (W = 0, uniform attention) or random (entries N(0, s^2/d))",
     )
     p.add_argument("--init-scale", type=float, default=0.1, help="scale s > 0 of --init random (default 0.1)")
     p.add_argument(
-        "--route", choices=ROUTES, default="auto",
+        "--route",
+        choices=ROUTES,
+        default="auto",
         help="dense: autodiff per-sample n x n gradients; factored: closed forms at uniform attention "
         "(needs --init zero), no n x n object per sample; auto: factored when W = 0, else dense",
     )
@@ -134,9 +144,20 @@ def _check_options(args) -> ModelConfig:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     config = ModelConfig(
-        n=args.n, d=args.d, vocab=args.vocab, classes=args.classes, positional=args.pe, centred=args.centred,
-        scores=args.scores, pooling=args.pooling, residual=args.residual, mlp=args.mlp, mask_rate=args.mask_rate,
-        reconstruction=args.reconstruction, qk_init=args.init, qk_init_scale=args.init_scale,
+        n=args.n,
+        d=args.d,
+        vocab=args.vocab,
+        classes=args.classes,
+        positional=args.pe,
+        centred=args.centred,
+        scores=args.scores,
+        pooling=args.pooling,
+        residual=args.residual,
+        mlp=args.mlp,
+        mask_rate=args.mask_rate,
+        reconstruction=args.reconstruction,
+        qk_init=args.init,
+        qk_init_scale=args.init_scale,
     )
     if args.batch < 1:
         raise ValueError(f"--batch must be an integer >= 1, got {args.batch}")
@@ -200,7 +221,9 @@ def _per_sample_losses(params, config, objective, tokens, target):
 
     def one(delta, x, t):
         if objective == "classification":
-            return classification_loss_at_scores(params, config, x, t, scores_from_query_key(w, params, config, x) + delta)
+            return classification_loss_at_scores(
+                params, config, x, t, scores_from_query_key(w, params, config, x) + delta
+            )
         s = scores_from_query_key(w, params, config, mask_tokens(config, x, t))
         return reconstruction_loss_at_scores(params, config, x, t, s + delta)
 
@@ -208,12 +231,14 @@ def _per_sample_losses(params, config, objective, tokens, target):
 
 
 def _split_outputs(params, config, objective, tokens, target):
-    """Outputs and outer loss for the Gauss-Newton split (logits; features; or per-sample losses for copy)."""
+    """Return outputs and outer loss for the Gauss-Newton split (logits; features; or per-sample losses for copy)."""
     w = query_key_matrix(params)
     if objective == "classification":
 
         def outputs(delta):
-            return jax.vmap(lambda x: class_logits_at_scores(params, config, x, scores_from_query_key(w, params, config, x) + delta))(tokens)
+            return jax.vmap(
+                lambda x: class_logits_at_scores(params, config, x, scores_from_query_key(w, params, config, x) + delta)
+            )(tokens)
 
         def loss(z):
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), target[:, None], axis=1))
@@ -230,7 +255,9 @@ def _split_outputs(params, config, objective, tokens, target):
         return jax.vmap(one)(tokens, target)
 
     def loss(f):
-        return jnp.mean(jax.vmap(lambda x, t, fx: reconstruction_loss_at_features(params, config, x, t, fx))(tokens, target, f))
+        return jnp.mean(
+            jax.vmap(lambda x, t, fx: reconstruction_loss_at_features(params, config, x, t, fx))(tokens, target, f)
+        )
 
     return outputs, loss
 
@@ -277,7 +304,10 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
     for name in directions.registry_names(n, bands=bands):
         fam = directions.family(name, n, dtype=stats.rows.dtype)
         coords = fam.coordinates(stats)
-        report["families"][name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(span, coords).fraction}
+        report["families"][name] = {
+            "dim": fam.dim,
+            "visible_fraction": jacobian.visible_fraction(span, coords).fraction,
+        }
         report["expected_alignment"][name] = jacobian.expected_alignment_from_projections(coords, mean_norm)
     dtype = stats.rows.dtype
     losses = _per_sample_losses(params, config, objective, tokens, target)
@@ -320,29 +350,51 @@ def _print_table(report) -> None:
         f"blindspot probe  n={cfg['n']} d={cfg['d']} scores={cfg['scores']} pooling={cfg['pooling']} "
         f"residual={cfg['residual']} mlp={cfg['mlp']} data={cfg['data']} batch={cfg['batch']} init={cfg['qk_init']}"
     )
-    print(f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
-          f"seconds={report['seconds']:.2f}")
+    print(
+        f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
+        f"seconds={report['seconds']:.2f}"
+    )
     objectives = report["objectives"]
     names = list(objectives)
     width = 28
     print(f"{'':{width}}" + "".join(f"{name:>18}" for name in names))
-    rows = [("route", "route"), ("per_sample_rank_max", "per_sample_rank_max"), ("span_rank", "span_rank"),
-            ("blind_dim", "blind_dim"), ("rank_tolerance", "rank_tolerance")]
+    rows = [
+        ("route", "route"),
+        ("per_sample_rank_max", "per_sample_rank_max"),
+        ("span_rank", "span_rank"),
+        ("blind_dim", "blind_dim"),
+        ("rank_tolerance", "rank_tolerance"),
+    ]
     for label, key in rows:
         print(f"{label:{width}}" + "".join(f"{_fmt(objectives[o][key]):>18}" for o in names))
     first = objectives[names[0]]
     for fam in first["families"]:
         label = f"visible {fam} (dim {first['families'][fam]['dim']})"
-        print(f"{label:{width}}" + "".join(f"{_fmt(objectives[o]['families'][fam]['visible_fraction']):>18}" for o in names))
+        print(
+            f"{label:{width}}"
+            + "".join(f"{_fmt(objectives[o]['families'][fam]['visible_fraction']):>18}" for o in names)
+        )
     for fam in first["expected_alignment"]:
-        print(f"{'alignment ' + fam:{width}}" + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names))
+        print(
+            f"{'alignment ' + fam:{width}}"
+            + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names)
+        )
     for direction in first["taylor"]:
         for k in range(len(first["taylor"][direction])):
-            print(f"{f'taylor {direction} c{k}':{width}}" + "".join(f"{_fmt(objectives[o]['taylor'][direction][k]):>18}" for o in names))
+            print(
+                f"{f'taylor {direction} c{k}':{width}}"
+                + "".join(f"{_fmt(objectives[o]['taylor'][direction][k]):>18}" for o in names)
+            )
     for fam in first.get("restricted_hessian", {}):
         for key in ("gauss_newton_norm", "functional_norm"):
-            print(f"{f'hessian {fam} {key[:-5]}':{width}}" + "".join(f"{_fmt(objectives[o]['restricted_hessian'][fam][key]):>18}" for o in names))
-        print(f"{f'hessian {fam} eig max':{width}}" + "".join(f"{_fmt(max(objectives[o]['restricted_hessian'][fam]['eigenvalues'])):>18}" for o in names))
+            print(
+                f"{f'hessian {fam} {key[:-5]}':{width}}"
+                + "".join(f"{_fmt(objectives[o]['restricted_hessian'][fam][key]):>18}" for o in names)
+            )
+        print(
+            f"{f'hessian {fam} eig max':{width}}"
+            + "".join(f"{_fmt(max(objectives[o]['restricted_hessian'][fam]['eigenvalues'])):>18}" for o in names)
+        )
     for key in ("grad_rank", "positional_identity_cosine"):
         print(f"{'W ' + key:{width}}" + "".join(f"{_fmt(objectives[o]['parameter_space'][key]):>18}" for o in names))
 
@@ -383,8 +435,13 @@ def run(args) -> dict:
     }
     devices = jax.devices()
     return {
-        "config": {**config.to_dict(), "data": args.data, "rho": args.rho, "batch": int(tokens.shape[0]),
-                   "seed": args.seed},
+        "config": {
+            **config.to_dict(),
+            "data": args.data,
+            "rho": args.rho,
+            "batch": int(tokens.shape[0]),
+            "seed": args.seed,
+        },
         "dtype": str(jnp.result_type(float)),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "device": f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}",

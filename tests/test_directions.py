@@ -7,8 +7,15 @@ from blindspot import directions
 from blindspot.positional import positional_encoding
 from blindspot.tolerances import close_tolerance
 
-DIMS = {"gauge": lambda n: n, "circulant": lambda n: n, "toeplitz": lambda n: 2 * n - 1,
-        "column_sum": lambda n: n - 1, "band_1": lambda n: 1, "band_2": lambda n: 1, "proximity": lambda n: 1}
+DIMS = {
+    "gauge": lambda n: n,
+    "circulant": lambda n: n,
+    "toeplitz": lambda n: 2 * n - 1,
+    "column_sum": lambda n: n - 1,
+    "band_1": lambda n: 1,
+    "band_2": lambda n: 1,
+    "proximity": lambda n: 1,
+}
 
 
 @pytest.mark.parametrize("n", [5, 8])

@@ -38,7 +38,9 @@ def _dense_reference(params, config, tokens, labels, masks):
     """Per-sample score gradients by forward-mode dense Jacobians (independent of the closed form)."""
 
     def cls(x, y):
-        return jax.jacfwd(classification_loss_at_scores, argnums=4)(params, config, x, y, model.scores(params, config, x))
+        return jax.jacfwd(classification_loss_at_scores, argnums=4)(
+            params, config, x, y, model.scores(params, config, x)
+        )
 
     def rec(x, m):
         s = reconstruction_scores(params, config, x, m)
@@ -53,8 +55,12 @@ def test_uniform_factors_match_autodiff(seed, kw):
     config = ModelConfig(n=7, d=4, **kw)
     params, tokens, labels, masks = _batch(config, seed)
     ref_c, ref_r = _dense_reference(params, config, tokens, labels, masks)
-    got_c = fast_paths.dense_gradients(fast_paths.uniform_score_factors(params, config, "classification", tokens, labels))
-    got_r = fast_paths.dense_gradients(fast_paths.uniform_score_factors(params, config, "reconstruction", tokens, masks))
+    got_c = fast_paths.dense_gradients(
+        fast_paths.uniform_score_factors(params, config, "classification", tokens, labels)
+    )
+    got_r = fast_paths.dense_gradients(
+        fast_paths.uniform_score_factors(params, config, "reconstruction", tokens, masks)
+    )
     tol = close_tolerance(ref_c.dtype, config.n * config.d)
     assert float(jnp.abs(ref_c).max()) > 0 and float(jnp.abs(ref_r).max()) > 0
     np.testing.assert_allclose(got_c, ref_c, atol=tol * float(jnp.abs(ref_c).max()), err_msg="classification")

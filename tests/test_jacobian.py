@@ -69,7 +69,9 @@ def test_visible_fraction_three_ways(seed):
     q_g = np.linalg.svd(stack, full_matrices=False)[2][:4]
     reference = np.sum(np.cos(scipy.linalg.subspace_angles(q_g.T, q_f.T)) ** 2) / fam.dim
     by_bases = jacobian.subspace_visible_fraction(jnp.asarray(q_g), jnp.asarray(q_f))
-    by_coords = jacobian.visible_fraction(span, fam.coordinates(directions.statistics(jnp.asarray(stack).reshape(9, n, n))))
+    by_coords = jacobian.visible_fraction(
+        span, fam.coordinates(directions.statistics(jnp.asarray(stack).reshape(9, n, n)))
+    )
     tol = close_tolerance(stack.dtype, n * n) * 10
     assert by_bases == pytest.approx(reference, abs=tol)
     assert by_coords.fraction == pytest.approx(reference, abs=tol)
@@ -83,7 +85,9 @@ def test_factor_gram_ranks_and_alignment(seed):
     cols[:, :, 2] = cols[:, :, 1]  # rank 2 per sample
     factors = fast_paths.ScoreFactors(jnp.asarray(rows), jnp.asarray(cols))
     dense = np.einsum("bir,bjr->bij", rows, cols).reshape(6, -1)
-    np.testing.assert_allclose(jacobian.gram_from_factors(factors), dense @ dense.T, rtol=close_tolerance(rows.dtype, 64))
+    np.testing.assert_allclose(
+        jacobian.gram_from_factors(factors), dense @ dense.T, rtol=close_tolerance(rows.dtype, 64)
+    )
     assert list(np.asarray(jacobian.factor_ranks(factors))) == [np.linalg.matrix_rank(d.reshape(8, 8)) for d in dense]
     assert list(np.asarray(jacobian.sample_ranks(jnp.asarray(dense.reshape(6, 8, 8))))) == [2] * 6
     fam = directions.family("circulant", 8)
@@ -105,19 +109,34 @@ def test_score_and_query_key_gradients(seed, scores):
     tokens = data.iid_tokens(keys[1], 4, config.n, config.vocab)
     labels = jax.random.randint(keys[2], (4,), 0, 2, jnp.int32)
     grads = jacobian.score_gradients(params, config, "classification", tokens, labels)
-    ref = jax.vmap(lambda x, y: jax.jacfwd(classification_loss_at_scores, argnums=4)(
-        params, config, x, y, model.scores(params, config, x)))(tokens, labels)
+    ref = jax.vmap(
+        lambda x, y: jax.jacfwd(classification_loss_at_scores, argnums=4)(
+            params, config, x, y, model.scores(params, config, x)
+        )
+    )(tokens, labels)
     np.testing.assert_allclose(grads, ref, atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(ref).max()))
     # chain rule through S = c H W H^T agrees with autodiff through W
     w_auto = jacobian.query_key_gradients(params, config, "classification", tokens, labels)
     scale = 1.0 if scores == "position" else 1.0 / np.sqrt(config.d)
-    h = jax.vmap(lambda x: model.embed(params, x))(tokens) if scores != "position" else jnp.broadcast_to(
-        params.positional, (4, 6, 3))
-    np.testing.assert_allclose(w_auto, scale * jnp.einsum("bnd,bnm,bme->bde", h, ref, h),
-                               atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max()))
+    h = (
+        jax.vmap(lambda x: model.embed(params, x))(tokens)
+        if scores != "position"
+        else jnp.broadcast_to(params.positional, (4, 6, 3))
+    )
+    np.testing.assert_allclose(
+        w_auto,
+        scale * jnp.einsum("bnd,bnm,bme->bde", h, ref, h),
+        atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max()),
+    )
     per_sample = jacobian.parameter_gradients(
-        lambda p, x, y: classification_loss_at_scores(p, config, x, y, model.scores(p, config, x)), params, tokens, labels)
-    np.testing.assert_allclose(per_sample.query_key, w_auto, atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max()))
+        lambda p, x, y: classification_loss_at_scores(p, config, x, y, model.scores(p, config, x)),
+        params,
+        tokens,
+        labels,
+    )
+    np.testing.assert_allclose(
+        per_sample.query_key, w_auto, atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max())
+    )
     assert jacobian.flatten_samples(per_sample).shape[0] == 4
 
 

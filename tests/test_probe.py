@@ -53,8 +53,21 @@ def test_routes_agree(tmp_path):
 @pytest.mark.parametrize("route", ["factored", "dense"])
 def test_reconstruction_spans_the_non_gauge_space(tmp_path, route):
     n = 4
-    report = _report(tmp_path, "--n", str(n), "--d", "8", "--batch", "48", "--mask-rate", "0.5",
-                     "--taylor-order", "0", "--route", route)
+    report = _report(
+        tmp_path,
+        "--n",
+        str(n),
+        "--d",
+        "8",
+        "--batch",
+        "48",
+        "--mask-rate",
+        "0.5",
+        "--taylor-order",
+        "0",
+        "--route",
+        route,
+    )
     rec = report["objectives"]["reconstruction"]
     assert rec["span_rank"] == n * (n - 1)
     assert rec["families"]["gauge"]["visible_fraction"] < TOL
@@ -76,8 +89,17 @@ def test_json_structure_with_hessian_and_taylor(tmp_path):
     assert report["config"]["n"] == 4 and report["config"]["batch"] == 6
     for objective in ("classification", "reconstruction"):
         r = report["objectives"][objective]
-        assert set(r) >= {"per_sample_rank_max", "span_rank", "blind_dim", "rank_tolerance", "families",
-                          "expected_alignment", "taylor", "restricted_hessian", "parameter_space"}
+        assert set(r) >= {
+            "per_sample_rank_max",
+            "span_rank",
+            "blind_dim",
+            "rank_tolerance",
+            "families",
+            "expected_alignment",
+            "taylor",
+            "restricted_hessian",
+            "parameter_space",
+        }
         assert set(r["families"]) == {"gauge", "circulant", "toeplitz", "column_sum", "band_1", "band_2", "proximity"}
         assert r["families"]["toeplitz"]["dim"] == 7
         assert set(r["parameter_space"]) >= {"grad_rank", "positional_identity_cosine"}
@@ -117,6 +139,16 @@ def test_command_line_bad_option_and_help():
     assert bad.stdout == ""
     helptext = subprocess.run([sys.executable, "-m", "blindspot.probe", "--help"], capture_output=True, text=True)
     assert helptext.returncode == 0
-    for word in ("--scores", "--init-scale", "--rho", "span_rank", "blind_dim", "visible_fraction", "taylor",
-                 "restricted_hessian", "positional_identity_cosine", "rank_tolerance"):
+    for word in (
+        "--scores",
+        "--init-scale",
+        "--rho",
+        "span_rank",
+        "blind_dim",
+        "visible_fraction",
+        "taylor",
+        "restricted_hessian",
+        "positional_identity_cosine",
+        "rank_tolerance",
+    ):
         assert word in helptext.stdout
