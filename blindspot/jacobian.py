@@ -159,10 +159,37 @@ def query_key_gradients(
     return scale * _factor_query_key(factors.rows, factors.columns, encodings)
 
 
-def numerical_rank(matrix: Float[Array, "m k"]) -> Rank:
-    r"""Rank of a matrix: singular values above $\epsilon \cdot \max(m, k) \cdot \sigma_1$."""
+def query_key_scale(
+    params: Params,
+    config: ModelConfig,
+    objective: str,
+    tokens: Int[Array, "b n"],
+    target: Array,
+    score_norms: Float[Array, " b"],
+) -> float:
+    r"""Magnitude $\max_b c \lVert H_b \rVert_F^2 \lVert \partial L_b/\partial S \rVert_F$ of the W-gradients.
+
+    Bounds $\lVert \nabla_W L_b \rVert_F$; rounding errors are $\epsilon$ times it, so it sets the
+    tolerance under which a W-gradient counts as zero (P5: exactly zero with centred encodings).
+    """
+    if config.scores == "position":
+        return float(jnp.sum(positions(params) ** 2) * jnp.max(score_norms))
+    inputs = (
+        tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+    )
+    h2 = jax.vmap(lambda x: jnp.sum(embed(params, x) ** 2))(inputs)
+    return float(jnp.max(h2 * score_norms)) / math.sqrt(config.d)
+
+
+def numerical_rank(matrix: Float[Array, "m k"], *, scale: float = 0.0) -> Rank:
+    r"""Rank of a matrix: singular values above $\epsilon \cdot \max(m, k) \cdot \max(\sigma_1, scale)$.
+
+    ``scale`` is the magnitude of the computation that produced ``matrix`` (for example
+    $\lVert H \rVert^2 \lVert G \rVert$ for $H^\top G H$): when the result cancels to rounding noise,
+    $\sigma_1$ alone would call that noise full rank.
+    """
     s = jnp.linalg.svd(jnp.asarray(matrix), compute_uv=False)
-    tol = rank_tolerance(s[0], matrix.shape, matrix.dtype)
+    tol = rank_tolerance(max(float(s[0]), float(scale)), matrix.shape, matrix.dtype)
     return Rank(int(jnp.sum(s > tol)), s, tol)
 
 

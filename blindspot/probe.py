@@ -58,7 +58,8 @@ FIGURES = """reported figures (per objective):
                        Gauss-Newton and functional parts
   parameter_space      grad_rank: rank of the b per-sample gradients w.r.t. the query-key matrix W;
                        positional_identity_cosine: cosine of the mean W-gradient with the positional
-                       identity P^+ P / ||P^+ P||_F (P8)"""
+                       identity P^+ P / ||P^+ P||_F (P8); 0 when the mean W-gradient is zero to rounding
+                       (below grad_rank_tolerance = eps * max(b, d^2) * max(sigma_1, max_b c ||H_b||^2 ||G_b||))"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,10 +173,12 @@ def _check_options(args) -> ModelConfig:
             raise ValueError("--data digits needs --classes >= 10 and --vocab in [2, 17] (grey levels)")
     if args.route == "factored" and args.init != "zero":
         raise ValueError("--route factored needs --init zero (the closed forms hold at uniform attention only)")
-    if args.route == "dense" and args.batch * args.n**2 > 8 * DENSE_BUDGET:
-        raise ValueError(f"--route dense would hold b n^2 = {args.batch * args.n**2} entries; use --init zero")
-    if args.route == "auto" and args.init != "zero" and args.batch * args.n**2 > DENSE_BUDGET:
-        raise ValueError(f"b n^2 = {args.batch * args.n**2} > {DENSE_BUDGET} needs the factored route: --init zero")
+    if args.route != "factored" and (args.route == "dense" or args.init != "zero"):
+        if args.batch * args.n**2 > DENSE_BUDGET:
+            raise ValueError(
+                f"the dense route would hold b n^2 = {args.batch * args.n**2} > {DENSE_BUDGET} gradient entries; "
+                "use --init zero (factored route) or a smaller --batch/--n"
+            )
     if args.hessian and args.n > HESSIAN_MAX_N:
         raise ValueError(f"--hessian needs --n <= {HESSIAN_MAX_N}, got {args.n}")
     for name in directions.registry_names(args.n, bands=args.bands):
@@ -276,11 +279,13 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
             w = fast_paths.classification_column_factors(params, config, tokens, target)
             span = jacobian.span(math.sqrt(n) * w, size=size, keep_basis=False)
             mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
+            score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
             route_used = "factored-rank-one"
         else:
             gram = jacobian.gram_from_factors(factors)
             span = jacobian.span_from_gram(gram, size)
             mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
+            score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
             route_used = "factored-gram"
         w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
     else:
@@ -289,6 +294,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         stats = directions.statistics(grads)
         span = jacobian.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
         mean_norm = float(jnp.linalg.norm(grads.mean(axis=0)))
+        score_norms = jnp.linalg.norm(grads.reshape(grads.shape[0], -1), axis=1)
         route_used = "dense"
         w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target)
     report = {
@@ -334,12 +340,16 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
                 "gauss_newton_norm": float(jnp.linalg.norm(split.gauss_newton)),
                 "functional_norm": float(jnp.linalg.norm(split.functional)),
             }
-    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1))
+    w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, score_norms)
+    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
+    w_mean = w_grads.mean(axis=0)
+    w_zero = float(jnp.linalg.norm(w_mean)) <= w_rank.tolerance
     report["parameter_space"] = {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
-        "mean_grad_norm": float(jnp.linalg.norm(w_grads.mean(axis=0))),
-        "positional_identity_cosine": float(directions.first_step_cosine(w_grads.mean(axis=0), params.positional)),
+        "mean_grad_norm": float(jnp.linalg.norm(w_mean)),
+        "mean_grad_is_zero": w_zero,
+        "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
     }
     return report
 

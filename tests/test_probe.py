@@ -152,3 +152,13 @@ def test_command_line_bad_option_and_help():
         "rank_tolerance",
     ):
         assert word in helptext.stdout
+
+
+@pytest.mark.parametrize("centred,rank", [(True, 0), (False, 1)])
+def test_position_only_query_key_gradient_is_rank_one_or_zero(tmp_path, centred, rank):
+    """P5: dL/dW = (1/n)(P^T 1)((u - u_bar 1)^T P): rank one, exactly zero with centred encodings."""
+    options = ["--n", "8", "--d", "4", "--batch", "12", "--taylor-order", "0", "--scores", "position"]
+    report = _report(tmp_path, *options, *(["--centred"] if centred else []))
+    w = report["objectives"]["classification"]["parameter_space"]
+    assert w["grad_rank"] == rank
+    assert w["mean_grad_is_zero"] == centred
