@@ -154,9 +154,13 @@ def test_command_line_bad_option_and_help():
         assert word in helptext.stdout
 
 
-@pytest.mark.parametrize("centred,rank", [(True, 0), (False, 1)])
+@pytest.mark.parametrize("centred,rank", [(True, 0), (False, 4)])
 def test_position_only_query_key_gradient_is_rank_one_or_zero(tmp_path, centred, rank):
-    """P5: dL/dW = (1/n)(P^T 1)((u - u_bar 1)^T P): rank one, exactly zero with centred encodings."""
+    """P5: dL/dW = (1/n)(P^T 1)((u - u_bar 1)^T P), zero with centred encodings.
+
+    Uncentred: every sample shares the query factor P^T 1, so the b gradients span
+    (P^T 1) x P^T(1-perp), of dimension d = 4 here (not n^2 or d^2).
+    """
     options = ["--n", "8", "--d", "4", "--batch", "12", "--taylor-order", "0", "--scores", "position"]
     report = _report(tmp_path, *options, *(["--centred"] if centred else []))
     w = report["objectives"]["classification"]["parameter_space"]
