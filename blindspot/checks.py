@@ -69,7 +69,7 @@ def check_shape(name: str, array, shape: tuple) -> None:
     """Check ``array.shape`` against ``shape`` (``None`` entries match any size)."""
     got = tuple(np.shape(array))
     if len(got) != len(shape) or any(s is not None and g != s for g, s in zip(got, shape)):
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
@@ -81,9 +81,7 @@ def check_ids(name: str, array, low: int, high: int) -> None:
     if not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{name} must be an integer array with entries in [{low}, {high}], got dtype {a.dtype}")
     if a.size and (a.min() < low or a.max() > high):
-        raise ValueError(
-            f"{name} must have entries in [{low}, {high}], got values in [{a.min()}, {a.max()}]"
-        )
+        raise ValueError(f"{name} must have entries in [{low}, {high}], got values in [{a.min()}, {a.max()}]")
 
 
 def check_mask(name: str, mask, n: int) -> None:

@@ -3,15 +3,15 @@
 Being hashable, a config can be a static argument of ``jax.jit``.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from blindspot.checks import (
     check_bool,
     check_choice,
-    check_float,
     check_finite,
+    check_float,
     check_ids,
     check_int,
     check_mask,
@@ -25,9 +25,9 @@ RECONSTRUCTION = ("cross_entropy", "squared", "copy")
 QK_INIT = ("zero", "random")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelConfig:
-    """Single-layer, single-head attention model (DESIGN.md, "The model").
+    r"""Single-layer, single-head attention model (DESIGN.md, "The model").
 
     Parameters
     ----------
@@ -42,15 +42,15 @@ class ModelConfig:
     positional
         Absolute positional encoding: ``"sinusoidal"`` or ``"random"`` (fixed Gaussian).
     centred
-        Subtract the mean over positions from the encoding, so that $\\sum_i p_i = 0$.
+        Subtract the mean over positions from the encoding, so that $\sum_i p_i = 0$.
     scores
-        ``"content_position"``: $S = H W H^\\top/\\sqrt d$; ``"position"``: $S = P W P^\\top$.
+        ``"content_position"``: $S = H W H^\top/\sqrt d$; ``"position"``: $S = P W P^\top$.
     pooling
         ``"mean"``, ``"last"`` or ``"first"`` (CLS-like) pooling of the per-position features.
     residual
         Add $h_i$ to the attention output $o_i$.
     mlp
-        Hidden width of the position-wise MLP $\\phi(o) = W_2 \\tanh(W_1 o + b_1) + b_2$; 0 = no MLP.
+        Hidden width of the position-wise MLP $\phi(o) = W_2 \tanh(W_1 o + b_1) + b_2$; 0 = no MLP.
     mask_rate
         Fraction of masked positions for reconstruction, in (0, 1); each sequence masks
         exactly ``max(1, round(mask_rate * n))`` positions.
@@ -62,7 +62,7 @@ class ModelConfig:
     qk_init_scale
         The scale $s > 0$ of the random query-key initialisation.
     qk_rank
-        ``None``: $W$ is a free $d \\times d$ matrix; ``r >= 1``: factored $W = W_Q W_K^\\top$ of rank r.
+        ``None``: $W$ is a free $d \times d$ matrix; ``r >= 1``: factored $W = W_Q W_K^\top$ of rank r.
     """
 
     n: int = 16
@@ -128,6 +128,10 @@ class ModelConfig:
         if scores is not None:
             check_shape("scores", scores, (*np.shape(scores)[:-2], self.n, self.n))
             check_finite("scores", scores)
+
+    def __repr__(self) -> str:
+        changed = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) != f.default)
+        return f"ModelConfig({', '.join(changed)})"
 
     def to_dict(self) -> dict:
         """Plain dictionary of the fields (for JSON reports)."""

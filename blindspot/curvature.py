@@ -1,15 +1,15 @@
-"""Curvature of a loss in score or parameter space, without forming the Hessian.
+r"""Curvature of a loss in score or parameter space, without forming the Hessian.
 
 A loss is any scalar function ``f`` of an array (the score matrix $S$) or of a parameter
-pytree. The tools here apply the Hessian $H = \\nabla^2 f(x)$ to vectors (forward over
-reverse), restrict it to a family of directions $Q^\\top H Q$ from batched JVPs, split it into
+pytree. The tools here apply the Hessian $H = \nabla^2 f(x)$ to vectors (forward over
+reverse), restrict it to a family of directions $Q^\top H Q$ from batched JVPs, split it into
 its Gauss-Newton and functional parts, bound the dense Hessian by an explicit size guard, and
 find its extreme eigenpairs by Lanczos with full re-orthogonalisation (DESIGN.md, "Analysis
 tools"; P7: label supervision sees the first-order blind families only through curvature).
 
 Conventions: a *basis* of $k$ directions is stacked on a leading axis, shape ``(k, *x.shape)``
 (for a pytree ``x``: a pytree of the same structure whose leaves carry the leading axis), and
-is assumed orthonormal in the Frobenius inner product $\\langle A, B \\rangle = \\sum A \\odot B$.
+is assumed orthonormal in the Frobenius inner product $\langle A, B \rangle = \sum A \odot B$.
 """
 
 import math
@@ -41,14 +41,25 @@ def _check_basis(x, basis) -> int:
     return counts.pop()
 
 
+def _check_vector(x, v) -> None:
+    """Refuse a direction ``v`` whose structure or shapes differ from those of ``x``."""
+    x_leaves, x_tree = jax.tree.flatten(x)
+    v_leaves, v_tree = jax.tree.flatten(v)
+    if x_tree != v_tree or any(jnp.shape(a) != jnp.shape(b) for a, b in zip(x_leaves, v_leaves)):
+        want = [tuple(jnp.shape(a)) for a in x_leaves]
+        raise ValueError(
+            f"v must have the structure and shapes of x {want}, got {[tuple(jnp.shape(b)) for b in v_leaves]}"
+        )
+
+
 def _gram(left, right) -> Float[Array, "k l"]:
-    """Matrix of Frobenius inner products $\\langle L_a, R_b \\rangle$ of two stacked pytrees."""
+    r"""Matrix of Frobenius inner products $\langle L_a, R_b \rangle$ of two stacked pytrees."""
     pairs = zip(jax.tree.leaves(left), jax.tree.leaves(right))
     return sum(a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T for a, b in pairs)
 
 
 def hvp(f, x, v):
-    """Hessian-vector product $H v$ of a scalar function, forward over reverse.
+    r"""Hessian-vector product $H v$ of a scalar function, forward over reverse.
 
     Parameters
     ----------
@@ -61,18 +72,19 @@ def hvp(f, x, v):
 
     Returns
     -------
-    The product $\\nabla^2 f(x)\\, v$, same structure as ``x``.
+    The product $\nabla^2 f(x)\, v$, same structure as ``x``.
 
     Notes
     -----
-    $H v = \\frac{d}{dt} \\nabla f(x + t v) \\big|_{t=0}$: one JVP of the gradient, costing a small
+    $H v = \frac{d}{dt} \nabla f(x + t v) \big|_{t=0}$: one JVP of the gradient, costing a small
     constant multiple of one gradient, independent of the dimension.
     """
+    _check_vector(x, v)
     return jax.jvp(jax.grad(f), (x,), (v,))[1]
 
 
 def restricted_hessian(f, x, basis) -> Float[Array, "k k"]:
-    """Hessian restricted to the span of a family of directions, $Q^\\top H Q$, never forming $H$.
+    r"""Hessian restricted to the span of a family of directions, $Q^\top H Q$, never forming $H$.
 
     Parameters
     ----------
@@ -85,13 +97,13 @@ def restricted_hessian(f, x, basis) -> Float[Array, "k k"]:
 
     Returns
     -------
-    The $k \\times k$ matrix with entries $q_a^\\top H q_b$ (symmetric up to rounding).
+    The $k \times k$ matrix with entries $q_a^\top H q_b$ (symmetric up to rounding).
 
     Notes
     -----
-    $k$ Hessian-vector products, batched with ``vmap`` (one linearisation of $\\nabla f$, $k$
-    tangents), then $k^2$ inner products: cost $O(k)$ gradients and memory $O(k \\dim x)$,
-    against $O(\\dim x)$ gradients and $O(\\dim x^2)$ memory for the dense Hessian (P7).
+    $k$ Hessian-vector products, batched with ``vmap`` (one linearisation of $\nabla f$, $k$
+    tangents), then $k^2$ inner products: cost $O(k)$ gradients and memory $O(k \dim x)$,
+    against $O(\dim x)$ gradients and $O(\dim x^2)$ memory for the dense Hessian (P7).
     """
     _check_basis(x, basis)
     hq = jax.vmap(lambda q: hvp(f, x, q))(basis)
@@ -99,7 +111,7 @@ def restricted_hessian(f, x, basis) -> Float[Array, "k k"]:
 
 
 class CurvatureSplit(NamedTuple):
-    """Restricted Hessian and its Gauss-Newton and functional parts, each $k \\times k$."""
+    r"""Restricted Hessian and its Gauss-Newton and functional parts, each $k \times k$."""
 
     total: Float[Array, "k k"]
     gauss_newton: Float[Array, "k k"]
@@ -107,14 +119,14 @@ class CurvatureSplit(NamedTuple):
 
 
 def gauss_newton_split(outputs, loss_of_outputs, x, basis) -> CurvatureSplit:
-    """Split the restricted Hessian of $f = \\ell \\circ z$ into Gauss-Newton and functional parts.
+    r"""Split the restricted Hessian of $f = \ell \circ z$ into Gauss-Newton and functional parts.
 
     Parameters
     ----------
     outputs
         The map $z$ from ``x`` to the outputs (for example the class logits of a batch).
     loss_of_outputs
-        The scalar loss $\\ell$ of the outputs (for example the mean cross-entropy).
+        The scalar loss $\ell$ of the outputs (for example the mean cross-entropy).
     x
         Point at which the Hessian is taken.
     basis
@@ -127,11 +139,11 @@ def gauss_newton_split(outputs, loss_of_outputs, x, basis) -> CurvatureSplit:
 
     Notes
     -----
-    $\\nabla^2 (\\ell \\circ z) = J^\\top H_\\ell J + \\sum_c \\partial_c \\ell \\, \\nabla^2 z_c$ with
-    $J$ the Jacobian of $z$ and $H_\\ell$ the Hessian of $\\ell$ at $z(x)$. Restricted to the family:
-    Gauss-Newton $(J Q)^\\top H_\\ell (J Q)$ from $k$ JVPs of $z$ and $k$ HVPs of $\\ell$ (positive
-    semi-definite when $\\ell$ is convex, as the cross-entropy is in the logits); functional
-    $Q^\\top \\nabla^2 \\langle g, z \\rangle Q$ with $g = \\nabla \\ell(z(x))$ held fixed. P7: along the
+    $\nabla^2 (\ell \circ z) = J^\top H_\ell J + \sum_c \partial_c \ell \, \nabla^2 z_c$ with
+    $J$ the Jacobian of $z$ and $H_\ell$ the Hessian of $\ell$ at $z(x)$. Restricted to the family:
+    Gauss-Newton $(J Q)^\top H_\ell (J Q)$ from $k$ JVPs of $z$ and $k$ HVPs of $\ell$ (positive
+    semi-definite when $\ell$ is convex, as the cross-entropy is in the logits); functional
+    $Q^\top \nabla^2 \langle g, z \rangle Q$ with $g = \nabla \ell(z(x))$ held fixed. P7: along the
     first-order blind families the functional part carries the position-wise nonlinearity.
     """
     _check_basis(x, basis)
@@ -151,7 +163,7 @@ def gauss_newton_split(outputs, loss_of_outputs, x, basis) -> CurvatureSplit:
 
 
 def dense_hessian(f, x, *, max_size: int = 2048):
-    """Dense Hessian of a scalar function, refused above an explicit size guard.
+    r"""Dense Hessian of a scalar function, refused above an explicit size guard.
 
     Parameters
     ----------
@@ -168,7 +180,7 @@ def dense_hessian(f, x, *, max_size: int = 2048):
 
     Notes
     -----
-    Costs $\\dim x$ Hessian-vector products and $O(\\dim x^2)$ memory: a reference for small
+    Costs $\dim x$ Hessian-vector products and $O(\dim x^2)$ memory: a reference for small
     problems only. A score matrix has $n^2$ entries, so the dense Hessian has $n^4$; above the
     guard use ``restricted_hessian`` (a family of directions) or ``lanczos_extreme`` (extreme
     eigenpairs from Hessian-vector products).
@@ -184,36 +196,36 @@ def dense_hessian(f, x, *, max_size: int = 2048):
 
 
 class LanczosResult(NamedTuple):
-    """Extreme Ritz pairs of a symmetric operator and the Lanczos decomposition behind them.
+    r"""Extreme Ritz pairs of a symmetric operator and the Lanczos decomposition behind them.
 
-    With $Q_k$ the $m \\times k$ matrix whose columns are the rows of ``basis`` and $T_k$ the
-    ``tridiagonal``, the Lanczos relation is $A Q_k = Q_k T_k + r\\, e_k^\\top$ with $r$ the
-    ``residual``, and $Q_k^\\top Q_k = I$.
+    With $Q_k$ the $m \times k$ matrix whose columns are the rows of ``basis`` and $T_k$ the
+    ``tridiagonal``, the Lanczos relation is $A Q_k = Q_k T_k + r\, e_k^\top$ with $r$ the
+    ``residual``, and $Q_k^\top Q_k = I$.
     """
 
     eigenvalues: Float[Array, " 2"]
-    """Smallest and largest Ritz values $\\theta_{min}, \\theta_{max}$."""
+    r"""Smallest and largest Ritz values $\theta_{min}, \theta_{max}$."""
     eigenvectors: Float[Array, "2 m"]
     """The corresponding unit Ritz vectors $Q_k s$."""
     ritz_values: Float[Array, " k"]
     """All eigenvalues of $T_k$, ascending."""
     ritz_residuals: Float[Array, " k"]
-    """$\\lVert A y_i - \\theta_i y_i \\rVert = \\beta_k |e_k^\\top s_i|$: an eigenvalue of $A$ lies within it."""
+    r"""$\lVert A y_i - \theta_i y_i \rVert = \beta_k |e_k^\top s_i|$: an eigenvalue of $A$ lies within it."""
     basis: Float[Array, "k m"]
     """Orthonormal Krylov basis, one vector per row."""
     tridiagonal: Float[Array, "k k"]
-    """$T_k = Q_k^\\top A Q_k$."""
+    r"""$T_k = Q_k^\top A Q_k$."""
     residual: Float[Array, " m"]
-    """$r = \\beta_k q_{k+1}$, orthogonal to the basis."""
+    r"""$r = \beta_k q_{k+1}$, orthogonal to the basis."""
 
 
 def lanczos_extreme(matvec, dim: int, num_steps: int, key: jax.Array, *, dtype=None) -> LanczosResult:
-    """Extreme eigenpairs of a symmetric linear operator by Lanczos with full re-orthogonalisation.
+    r"""Extreme eigenpairs of a symmetric linear operator by Lanczos with full re-orthogonalisation.
 
     Parameters
     ----------
     matvec
-        The operator $v \\mapsto A v$ on vectors of shape ``(dim,)``, symmetric (for example a
+        The operator $v \mapsto A v$ on vectors of shape ``(dim,)``, symmetric (for example a
         Hessian-vector product on a flattened score matrix); traced once inside ``fori_loop``.
     dim
         Dimension $m$ of the space.
@@ -231,11 +243,11 @@ def lanczos_extreme(matvec, dim: int, num_steps: int, key: jax.Array, *, dtype=N
 
     Notes
     -----
-    Step $j$: $w = A q_j - \\alpha_j q_j - \\beta_{j-1} q_{j-1}$, $\\alpha_j = q_j^\\top A q_j$, then $w$
+    Step $j$: $w = A q_j - \alpha_j q_j - \beta_{j-1} q_{j-1}$, $\alpha_j = q_j^\top A q_j$, then $w$
     is orthogonalised twice against every previous $q$ (classical Gram-Schmidt twice is enough
-    in floating point) and $q_{j+1} = w / \\beta_j$, $\\beta_j = \\lVert w \\rVert$. If
-    $\\beta_j \\le \\epsilon \\sqrt m \\lVert A q_j \\rVert$ an invariant subspace has been found: the
-    iteration restarts from a fresh random vector orthogonal to the basis and sets $\\beta_j = 0$,
+    in floating point) and $q_{j+1} = w / \beta_j$, $\beta_j = \lVert w \rVert$. If
+    $\beta_j \le \epsilon \sqrt m \lVert A q_j \rVert$ an invariant subspace has been found: the
+    iteration restarts from a fresh random vector orthogonal to the basis and sets $\beta_j = 0$,
     so the relation still holds. Ritz values interlace the spectrum, and each lies within its
     residual norm of an eigenvalue of $A$ (P7: extreme curvature of a loss in score space).
     """

@@ -23,10 +23,10 @@ def iid_tokens(key: jax.Array, batch: int, n: int, vocab: int) -> Int[Array, "b 
 
 
 def markov_tokens(key: jax.Array, batch: int, n: int, vocab: int, rho: float) -> Int[Array, "b n"]:
-    """Sticky Markov chain: keep the previous token with probability ``rho``, else redraw uniformly.
+    r"""Sticky Markov chain: keep the previous token with probability ``rho``, else redraw uniformly.
 
     The first token is uniform, so the chain is stationary (uniform marginals). Vectorised:
-    position t copies the fresh draw made at the last "redraw" time $\\le t$.
+    position t copies the fresh draw made at the last "redraw" time $\le t$.
     """
     check_int("batch", batch, 1)
     check_int("n", n, 2)
@@ -41,11 +41,11 @@ def markov_tokens(key: jax.Array, batch: int, n: int, vocab: int, rho: float) ->
 
 
 def lag_agreement(lag, vocab: int, rho: float):
-    """Exact $P(x_i = x_j)$ of the sticky chain at lag $k = |i - j|$ (P6).
+    r"""Exact $P(x_i = x_j)$ of the sticky chain at lag $k = |i - j|$ (P6).
 
     Notes
     -----
-    $P(x_i = x_j) = 1/V + (1 - 1/V)\\rho^{|k|}$: no redraw in between (probability $\\rho^{|k|}$)
+    $P(x_i = x_j) = 1/V + (1 - 1/V)\rho^{|k|}$: no redraw in between (probability $\rho^{|k|}$)
     means equal; otherwise the later token is uniform and independent of the earlier one.
     """
     check_int("vocab", vocab, 2)
@@ -54,10 +54,10 @@ def lag_agreement(lag, vocab: int, rho: float):
 
 
 def paired_task(key: jax.Array, batch: int, n: int, vocab: int) -> tuple[Int[Array, "b n"], Int[Array, " b"]]:
-    """Synthetic classification whose label is a function of adjacency, not of token counts.
+    r"""Synthetic classification whose label is a function of adjacency, not of token counts.
 
     Each sequence draws $n/2$ i.i.d. uniform tokens $u_k$ and uses each twice, so both classes
-    share one law of the multiset of tokens. Label 1 ("paired"): $u_1 u_1 u_2 u_2 \\dots$ rolled by
+    share one law of the multiset of tokens. Label 1 ("paired"): $u_1 u_1 u_2 u_2 \dots$ rolled by
     a random cyclic shift; label 0: a uniformly random permutation of the same multiset. Any
     function of the token counts is therefore at chance; telling the classes apart needs to
     compare neighbours (a proximity pattern). ``n`` must be even.
@@ -97,7 +97,7 @@ def _digits_numpy(levels: int, test_fraction: float):
 
 
 def digits(levels: int = 4, test_fraction: float = 0.25) -> Digits:
-    """The 1797 bundled 8x8 digits (no download), pixels row-major, grey 0..16 binned to ``levels``.
+    """Load the 1797 bundled 8x8 digits (no download), pixels row-major, grey 0..16 binned to ``levels``.
 
     The split is fixed (stratified, ``random_state=0``): 1347 train / 450 test at the default
     fraction. Tokens are in ``[0, levels)``, so use ``vocab=levels`` and ``classes=10``.
@@ -109,9 +109,9 @@ def digits(levels: int = 4, test_fraction: float = 0.25) -> Digits:
 
 
 def sample_masks(key: jax.Array, batch: int, n: int, rate: float) -> Bool[Array, "b n"]:
-    """Boolean masks with exactly $m = \\max(1, \\mathrm{round}(rate \\cdot n))$ positions each.
+    r"""Boolean masks with exactly $m = \max(1, \mathrm{round}(rate \cdot n))$ positions each.
 
-    The masked set is uniform among the $\\binom{n}{m}$ subsets, so every position is masked
+    The masked set is uniform among the $\binom{n}{m}$ subsets, so every position is masked
     with probability $m/n$ and the normaliser of the reconstruction loss is constant.
     """
     check_int("batch", batch, 1)

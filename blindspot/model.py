@@ -1,9 +1,9 @@
-"""The single-layer, single-head attention model (DESIGN.md, "The model").
+r"""The single-layer, single-head attention model (DESIGN.md, "The model").
 
-Data flow for one sequence of token ids $x \\in \\{0..V\\}^n$:
+Data flow for one sequence of token ids $x \in \{0..V\}^n$:
 
-$h_i = e(x_i) + p_i$, scores $S$, $A = \\mathrm{softmax}_{row}(S)$, $o_i = \\sum_j A_{ij} W_V h_j$
-(plus $h_i$ with a residual), features $f_i = \\phi(o_i)$ (identity without an MLP).
+$h_i = e(x_i) + p_i$, scores $S$, $A = \mathrm{softmax}_{row}(S)$, $o_i = \sum_j A_{ij} W_V h_j$
+(plus $h_i$ with a residual), features $f_i = \phi(o_i)$ (identity without an MLP).
 
 Everything after the scores is a function of $S$ alone (``features_at_scores``): the
 *score-space view* used by the analysis, which differentiates with respect to $S$ directly.
@@ -22,7 +22,7 @@ from blindspot.positional import positional_encoding
 
 
 class MLP(NamedTuple):
-    """Position-wise $\\phi(o) = W_2 \\tanh(W_1 o + b_1) + b_2$ (row-vector convention)."""
+    r"""Position-wise $\phi(o) = W_2 \tanh(W_1 o + b_1) + b_2$ (row-vector convention)."""
 
     w1: Float[Array, "d h"]
     b1: Float[Array, " h"]
@@ -38,10 +38,10 @@ class Head(NamedTuple):
 
 
 class Params(NamedTuple):
-    """Parameters of the model, a pytree.
+    r"""Parameters of the model, a pytree.
 
-    ``query_key`` is the $d \\times d$ matrix $W$, or a pair $(W_Q, W_K)$ with
-    $W = W_Q W_K^\\top$ when ``config.qk_rank`` is set. ``mlp`` is ``None`` without an MLP.
+    ``query_key`` is the $d \times d$ matrix $W$, or a pair $(W_Q, W_K)$ with
+    $W = W_Q W_K^\top$ when ``config.qk_rank`` is set. ``mlp`` is ``None`` without an MLP.
     """
 
     token_embedding: Float[Array, "v1 d"]
@@ -54,12 +54,12 @@ class Params(NamedTuple):
 
 
 def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
-    """Draw parameters for ``config`` from ``key`` (default dtype: JAX's default float).
+    r"""Draw parameters for ``config`` from ``key`` (default dtype: JAX's default float).
 
-    Embeddings are $N(0, 1)$; value, MLP and head weights $N(0, 1/\\text{fan-in})$, biases 0.
+    Embeddings are $N(0, 1)$; value, MLP and head weights $N(0, 1/\text{fan-in})$, biases 0.
     Query-key: ``"zero"`` gives $W = 0$ (in factored form $W_K = 0$, $W_Q$ random, so the first
     gradient step is not stuck at a saddle); ``"random"`` gives entries of $W$ with variance
-    $s^2/d$ (factored: $W_Q, W_K$ entries with variance $s/(d\\sqrt r)$ each, same score scale).
+    $s^2/d$ (factored: $W_Q, W_K$ entries with variance $s/(d\sqrt r)$ each, same score scale).
     """
     if not isinstance(config, ModelConfig):
         raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
@@ -81,7 +81,9 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
         qk = (w_q, w_k)
     mlp = None
     if h:
-        mlp = MLP(normal(keys[4], (d, h), 1.0 / d), jnp.zeros(h, dtype), normal(keys[5], (h, d), 1.0 / h), jnp.zeros(d, dtype))
+        mlp = MLP(
+            normal(keys[4], (d, h), 1.0 / d), jnp.zeros(h, dtype), normal(keys[5], (h, d), 1.0 / h), jnp.zeros(d, dtype)
+        )
     return Params(
         token_embedding=normal(keys[0], (v + 1, d), 1.0),
         positional=positional_encoding(keys[1], n, d, config.positional, centred=config.centred, dtype=dtype),
@@ -94,7 +96,7 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
 
 
 def query_key_matrix(params: Params) -> Float[Array, "d d"]:
-    """The query-key matrix $W$ (the product $W_Q W_K^\\top$ in factored form)."""
+    r"""Return the query-key matrix $W$ (the product $W_Q W_K^\top$ in factored form)."""
     if isinstance(params.query_key, tuple):
         w_q, w_k = params.query_key
         return w_q @ w_k.T
@@ -102,21 +104,21 @@ def query_key_matrix(params: Params) -> Float[Array, "d d"]:
 
 
 def positions(params: Params) -> Float[Array, "n d"]:
-    """The fixed positional encoding $P$ (gradients do not flow into it)."""
+    """Return the fixed positional encoding $P$ (gradients do not flow into it)."""
     return jax.lax.stop_gradient(params.positional)
 
 
 def embed(params: Params, tokens: Int[Array, " n"]) -> Float[Array, "n d"]:
     """Input embedding $H$ with rows $h_i = e(x_i) + p_i$."""
-    return params.token_embedding[tokens] + positions(params)
+    return jnp.asarray(params.token_embedding)[tokens] + positions(params)
 
 
 def scores_from_query_key(
     w: Float[Array, "d d"], params: Params, config: ModelConfig, tokens: Int[Array, " n"]
 ) -> Float[Array, "n n"]:
-    """Scores for a given query-key matrix $W$ (the parameter view of P5, P8).
+    r"""Scores for a given query-key matrix $W$ (the parameter view of P5, P8).
 
-    ``"content_position"``: $S = H W H^\\top / \\sqrt d$; ``"position"``: $S = P W P^\\top$.
+    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$.
     """
     if config.scores == "position":
         p = positions(params)
@@ -133,9 +135,9 @@ def scores(params: Params, config: ModelConfig, tokens: Int[Array, " n"]) -> Flo
 def features_at_scores(
     params: Params, config: ModelConfig, tokens: Int[Array, " n"], s: Float[Array, "n n"]
 ) -> Float[Array, "n d"]:
-    """Per-position features $f_i = \\phi(o_i)$ for a given score matrix $S$ (score-space view).
+    r"""Per-position features $f_i = \phi(o_i)$ for a given score matrix $S$ (score-space view).
 
-    $o_i = \\sum_j \\mathrm{softmax}(S)_{ij} W_V h_j$ (plus $h_i$ with a residual).
+    $o_i = \sum_j \mathrm{softmax}(S)_{ij} W_V h_j$ (plus $h_i$ with a residual).
     Values use the row-vector convention $v_j = h_j W_V$.
     """
     h = embed(params, tokens)

@@ -32,16 +32,16 @@ def classification_loss_at_features(
 def reconstruction_loss_at_scores(
     params: Params, config: ModelConfig, tokens: Int[Array, " n"], mask: Bool[Array, " n"], s: Float[Array, "n n"]
 ) -> Float[Array, ""]:
-    """Masked reconstruction loss of one sequence at score matrix $S$ of the *masked* input.
+    r"""Masked reconstruction loss of one sequence at score matrix $S$ of the *masked* input.
 
-    Mean over masked positions $i \\in M$ of a per-position loss $\\ell_i$ that predicts the
-    original token $x_i$ from the input where every $j \\in M$ carries MASK:
+    Mean over masked positions $i \in M$ of a per-position loss $\ell_i$ that predicts the
+    original token $x_i$ from the input where every $j \in M$ carries MASK:
 
-    - ``"cross_entropy"``: $\\ell_i = -\\log\\mathrm{softmax}(z_i)_{x_i}$, $z_i = f_i W_r + b_r$;
-    - ``"squared"``: $\\ell_i = \\tfrac12\\lVert z_i - e_{x_i}\\rVert^2$;
-    - ``"copy"``: one-hot values, identity readout: $q_i = \\sum_j A_{ij} e_{\\tilde x_j}$ (a
-      distribution over the $V + 1$ symbols of the masked input $\\tilde x$) and
-      $\\ell_i = -q_{i, x_i}$, the attention mass on keys that carry the target token (P6).
+    - ``"cross_entropy"``: $\ell_i = -\log\mathrm{softmax}(z_i)_{x_i}$, $z_i = f_i W_r + b_r$;
+    - ``"squared"``: $\ell_i = \tfrac12\lVert z_i - e_{x_i}\rVert^2$;
+    - ``"copy"``: one-hot values, identity readout: $q_i = \sum_j A_{ij} e_{\tilde x_j}$ (a
+      distribution over the $V + 1$ symbols of the masked input $\tilde x$) and
+      $\ell_i = -q_{i, x_i}$, the attention mass on keys that carry the target token (P6).
       This readout ignores embeddings, values, residual and MLP.
     """
     masked = mask_tokens(config, tokens, mask)
@@ -103,7 +103,9 @@ def reconstruction_loss(
     return jnp.mean(jax.vmap(one)(tokens, masks))
 
 
-def accuracy(params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
+def accuracy(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
+) -> Float[Array, ""]:
     """Fraction of sequences whose arg-max class equals the label."""
     config.check_batch(tokens, labels=labels)
 

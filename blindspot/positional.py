@@ -9,11 +9,11 @@ from blindspot.config import POSITIONAL
 
 
 def sinusoidal(n: int, d: int, dtype=None) -> Float[Array, "n d"]:
-    """Sinusoidal encoding: $p_{i,2k} = \\sin(i\\omega_k)$, $p_{i,2k+1} = \\cos(i\\omega_k)$.
+    r"""Sinusoidal encoding: $p_{i,2k} = \sin(i\omega_k)$, $p_{i,2k+1} = \cos(i\omega_k)$.
 
     Notes
     -----
-    $\\omega_k = 10000^{-2k/d}$. Then $p_i^\\top p_j = \\sum_k \\cos((i-j)\\omega_k)$ (plus a sine
+    $\omega_k = 10000^{-2k/d}$. Then $p_i^\top p_j = \sum_k \cos((i-j)\omega_k)$ (plus a sine
     term for odd d) depends on $i - j$ only: the "positional identity" $W = I$ of P8 already
     gives a Toeplitz score matrix.
     """
@@ -28,7 +28,7 @@ def sinusoidal(n: int, d: int, dtype=None) -> Float[Array, "n d"]:
 def positional_encoding(
     key: jax.Array, n: int, d: int, kind: str = "sinusoidal", *, centred: bool = False, dtype=None
 ) -> Float[Array, "n d"]:
-    """Positional encoding ``P`` with rows $p_i$, optionally centred ($\\sum_i p_i = 0$, P5).
+    r"""Positional encoding ``P`` with rows $p_i$, optionally centred ($\sum_i p_i = 0$, P5).
 
     ``kind="random"`` draws i.i.d. $N(0, 1)$ entries from ``key``; ``"sinusoidal"`` ignores the key.
     """

@@ -1,9 +1,9 @@
-"""Directional Taylor coefficients of a loss, in Taylor mode and by nested JVPs.
+r"""Directional Taylor coefficients of a loss, in Taylor mode and by nested JVPs.
 
-Along a direction $v$ the loss $t \\mapsto f(x + t v)$ has Taylor coefficients
-$c_k = \\frac{1}{k!} \\frac{d^k}{dt^k} f(x + t v) \\big|_{t=0}$. A family is blind to order $K$ when
-$c_1 = \\dots = c_K = 0$ along all its directions, globally flat when every order vanishes (P3),
-and locally but not globally blind when $c_1 = 0 \\ne c_2$ (P7).
+Along a direction $v$ the loss $t \mapsto f(x + t v)$ has Taylor coefficients
+$c_k = \frac{1}{k!} \frac{d^k}{dt^k} f(x + t v) \big|_{t=0}$. A family is blind to order $K$ when
+$c_1 = \dots = c_K = 0$ along all its directions, globally flat when every order vanishes (P3),
+and locally but not globally blind when $c_1 = 0 \ne c_2$ (P7).
 """
 
 import math
@@ -28,7 +28,7 @@ def _check_direction(x, direction) -> None:
 
 
 def taylor_coefficients(f, x, direction, order: int) -> Float[Array, " k"]:
-    """Taylor coefficients $c_0, \\dots, c_K$ of $t \\mapsto f(x + t v)$ at $t = 0$, in Taylor mode.
+    r"""Taylor coefficients $c_0, \dots, c_K$ of $t \mapsto f(x + t v)$ at $t = 0$, in Taylor mode.
 
     Parameters
     ----------
@@ -39,11 +39,11 @@ def taylor_coefficients(f, x, direction, order: int) -> Float[Array, " k"]:
     direction
         Direction $v$, same structure and shapes as ``x`` (not normalised here).
     order
-        Highest order $K \\ge 1$.
+        Highest order $K \ge 1$.
 
     Returns
     -------
-    Array of shape ``(order + 1,)`` with $c_k = \\frac{1}{k!} \\frac{d^k}{dt^k} f(x + t v)|_{t=0}$.
+    Array of shape ``(order + 1,)`` with $c_k = \frac{1}{k!} \frac{d^k}{dt^k} f(x + t v)|_{t=0}$.
 
     Notes
     -----
@@ -61,7 +61,7 @@ def taylor_coefficients(f, x, direction, order: int) -> Float[Array, " k"]:
 
 
 def taylor_coefficients_nested_jvp(f, x, direction, order: int) -> Float[Array, " k"]:
-    """Taylor coefficients of $t \\mapsto f(x + t v)$ at $t = 0$ by nested forward-mode JVPs.
+    r"""Taylor coefficients of $t \mapsto f(x + t v)$ at $t = 0$ by nested forward-mode JVPs.
 
     Parameters
     ----------
@@ -72,7 +72,7 @@ def taylor_coefficients_nested_jvp(f, x, direction, order: int) -> Float[Array, 
     direction
         Direction $v$, same structure and shapes as ``x``.
     order
-        Highest order $K \\ge 1$.
+        Highest order $K \ge 1$.
 
     Returns
     -------
@@ -80,7 +80,7 @@ def taylor_coefficients_nested_jvp(f, x, direction, order: int) -> Float[Array, 
 
     Notes
     -----
-    $g_0(t) = f(x + t v)$, $g_{k+1}(t) = \\frac{d}{dt} g_k(t)$ by one JVP in $t$, and
+    $g_0(t) = f(x + t v)$, $g_{k+1}(t) = \frac{d}{dt} g_k(t)$ by one JVP in $t$, and
     $c_k = g_k(0) / k!$. An independent computation of the same coefficients (cost doubles with
     each order), used to cross-check Taylor mode.
     """

@@ -1,3 +1,5 @@
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,13 +24,20 @@ N, D, BATCH = 5, 4, 3
 F64 = jnp.float64
 
 
-def classification_problem(seed, *, mlp=5, residual=False):
-    """Mean score-space cross-entropy over a small batch sharing one score matrix S."""
-    config = ModelConfig(n=N, d=D, vocab=4, classes=3, mlp=mlp, residual=residual)
-    keys = jax.random.split(jax.random.key(seed), 4)
-    params = init(keys[0], config)
-    tokens = iid_tokens(keys[1], BATCH, N, config.vocab)
-    labels = jax.random.randint(keys[2], (BATCH,), 0, config.classes, jnp.int32)
+def score_loss(config, data):
+    """Mean score-space loss over a small batch sharing one score matrix S: classification when the
+    targets are integer labels, reconstruction when they are boolean masks."""
+    params, tokens, targets = data
+    if targets.dtype == jnp.bool_:
+        one = lambda s, x, m: reconstruction_loss_at_scores(params, config, x, m, s)  # noqa: E731
+    else:
+        one = lambda s, x, y: classification_loss_at_scores(params, config, x, y, s)  # noqa: E731
+    return lambda s: jnp.mean(jax.vmap(one, in_axes=(None, 0, 0))(s, tokens, targets))
+
+
+def logits_and_loss(config, data):
+    """The classification loss as loss_of_logits(logits(S))."""
+    params, tokens, labels = data
 
     def logits(s):
         return jax.vmap(lambda x: class_logits_at_scores(params, config, x, s))(tokens)
@@ -36,24 +45,52 @@ def classification_problem(seed, *, mlp=5, residual=False):
     def loss_of_logits(z):
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), labels[:, None], axis=1))
 
-    def loss(s):
-        return jnp.mean(jax.vmap(lambda x, y: classification_loss_at_scores(params, config, x, y, s))(tokens, labels))
+    return logits, loss_of_logits
 
-    s = 0.5 * jax.random.normal(keys[3], (N, N), F64)
-    return loss, logits, loss_of_logits, s
+
+# Jitted once per configuration and shape, reused across seeds (data is a traced argument).
+@partial(jax.jit, static_argnums=0)
+def reference_hessian(config, data, s):
+    return jax.hessian(score_loss(config, data))(s).reshape(s.size, s.size)
+
+
+@partial(jax.jit, static_argnums=0)
+def jitted_hvp(config, data, s, v):
+    return hvp(score_loss(config, data), s, v)
+
+
+@partial(jax.jit, static_argnums=0)
+def jitted_restricted(config, data, s, basis):
+    return restricted_hessian(score_loss(config, data), s, basis)
+
+
+@partial(jax.jit, static_argnums=0)
+def jitted_split(config, data, s, basis):
+    return gauss_newton_split(*logits_and_loss(config, data), s, basis)
+
+
+@partial(jax.jit, static_argnums=0)
+def reference_gauss_newton_factors(config, data, s):
+    logits, loss_of_logits = logits_and_loss(config, data)
+    z = logits(s)
+    jac = jax.jacfwd(logits)(s).reshape(z.size, s.size)
+    return jac, jax.hessian(loss_of_logits)(z).reshape(z.size, z.size)
+
+
+def classification_problem(seed, *, mlp=5):
+    config = ModelConfig(n=N, d=D, vocab=4, classes=3, mlp=mlp)
+    keys = jax.random.split(jax.random.key(seed), 4)
+    tokens = iid_tokens(keys[1], BATCH, N, config.vocab)
+    labels = jax.random.randint(keys[2], (BATCH,), 0, config.classes, jnp.int32)
+    return config, (init(keys[0], config), tokens, labels), 0.5 * jax.random.normal(keys[3], (N, N), F64)
 
 
 def reconstruction_problem(seed):
     config = ModelConfig(n=N, d=D, vocab=4, mlp=5, mask_rate=0.4)
     keys = jax.random.split(jax.random.key(seed), 4)
-    params = init(keys[0], config)
     tokens = iid_tokens(keys[1], BATCH, N, config.vocab)
     masks = sample_masks(keys[2], BATCH, N, config.mask_rate)
-
-    def loss(s):
-        return jnp.mean(jax.vmap(lambda x, m: reconstruction_loss_at_scores(params, config, x, m, s))(tokens, masks))
-
-    return loss, 0.5 * jax.random.normal(keys[3], (N, N), F64)
+    return config, (init(keys[0], config), tokens, masks), 0.5 * jax.random.normal(keys[3], (N, N), F64)
 
 
 def random_orthonormal_basis(key, k, shape):
@@ -66,11 +103,10 @@ def toeplitz_basis(n):
     return jnp.asarray(np.stack([(j - i == k) / np.sqrt(n - abs(k)) for k in range(-(n - 1), n)]))
 
 
-def dense_projected(f, x, basis):
-    """Reference: dense jax.hessian, flattened, then projected onto the basis."""
-    h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+def project(hessian, basis):
+    """Project a dense (flattened) Hessian onto the basis: Q^T H Q."""
     q = np.asarray(basis).reshape(basis.shape[0], -1)
-    return q @ h @ q.T
+    return q @ np.asarray(hessian) @ q.T
 
 
 def assert_close(actual, expected, size, err_msg=""):
@@ -80,24 +116,22 @@ def assert_close(actual, expected, size, err_msg=""):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_hvp_matches_dense_hessian(seed):
-    loss, _, _, s = classification_problem(seed)
+    config, data, s = classification_problem(seed)
     v = jax.random.normal(jax.random.key(seed + 10), s.shape, F64)
-    expected = np.asarray(jax.hessian(loss)(s)).reshape(s.size, s.size) @ np.asarray(v).ravel()
-    assert_close(np.asarray(hvp(loss, s, v)).ravel(), expected, s.size)
+    expected = np.asarray(reference_hessian(config, data, s)) @ np.asarray(v).ravel()
+    assert_close(np.asarray(jitted_hvp(config, data, s, v)).ravel(), expected, s.size)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("objective", ["classification", "reconstruction"])
 @pytest.mark.parametrize("family", ["random", "toeplitz"])
 def test_restricted_hessian_matches_dense_projection(seed, objective, family):
-    if objective == "classification":
-        loss, _, _, s = classification_problem(seed)
-    else:
-        loss, s = reconstruction_problem(seed)
+    config, data, s = classification_problem(seed) if objective == "classification" else reconstruction_problem(seed)
     basis = random_orthonormal_basis(jax.random.key(seed + 20), 7, s.shape) if family == "random" else toeplitz_basis(N)
-    actual = restricted_hessian(loss, s, basis)
+    actual = jitted_restricted(config, data, s, basis)
     assert actual.shape == (basis.shape[0],) * 2
-    assert_close(np.asarray(actual), dense_projected(loss, s, basis), s.size, err_msg=f"{objective}/{family}")
+    expected = project(reference_hessian(config, data, s), basis)
+    assert_close(np.asarray(actual), expected, s.size, err_msg=f"{objective}/{family}")
 
 
 def test_restricted_hessian_of_pytree_matches_dense():
@@ -109,12 +143,19 @@ def test_restricted_hessian_of_pytree_matches_dense():
     flat_basis = random_orthonormal_basis(jax.random.key(3), 4, (7,))
     basis = {"a": flat_basis[:, :3], "b": flat_basis[:, 3:].reshape(4, 2, 2)}
     flat_x, unravel = ravel_pytree(x)
-    expected = dense_projected(lambda y: f(unravel(y)), flat_x, flat_basis)
-    assert_close(np.asarray(restricted_hessian(f, x, basis)), expected, 7)
+    expected = project(jax.jit(jax.hessian(lambda y: f(unravel(y))))(flat_x), flat_basis)
+    actual = jax.jit(lambda a, q: restricted_hessian(f, a, q))(x, basis)
+    assert_close(np.asarray(actual), expected, 7)
+
+
+def test_hvp_refuses_mismatched_direction():
+    with pytest.raises(ValueError, match="v must have"):
+        hvp(jnp.sum, jnp.zeros((2, 3), F64), jnp.zeros((3, 2), F64))
 
 
 def test_restricted_hessian_refuses_bad_basis():
-    loss, _, _, s = classification_problem(0)
+    config, data, s = classification_problem(0)
+    loss = score_loss(config, data)
     with pytest.raises(ValueError, match="basis must have shape"):
         restricted_hessian(loss, s, jnp.zeros((3, N, N + 1)))
     with pytest.raises(ValueError, match="basis must have shape"):
@@ -124,20 +165,17 @@ def test_restricted_hessian_refuses_bad_basis():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("mlp", [0, 5])
 def test_gauss_newton_split(seed, mlp):
-    loss, logits, loss_of_logits, s = classification_problem(seed, mlp=mlp)
+    config, data, s = classification_problem(seed, mlp=mlp)
     basis = random_orthonormal_basis(jax.random.key(seed + 30), 6, s.shape)
-    split = gauss_newton_split(logits, loss_of_logits, s, basis)
+    split = jitted_split(config, data, s, basis)
     assert isinstance(split, CurvatureSplit)
-    k = basis.shape[0]
     # Identity: total = Gauss-Newton + functional (all three computed independently).
     assert_close(np.asarray(split.gauss_newton + split.functional), np.asarray(split.total), s.size)
     # Total against the dense Hessian of the composition.
-    assert_close(np.asarray(split.total), dense_projected(loss, s, basis), s.size)
-    # Gauss-Newton against dense Jacobian and dense Hessian of the loss in the logits.
-    z = logits(s)
-    jac = np.asarray(jax.jacfwd(logits)(s)).reshape(z.size, s.size)
-    h_l = np.asarray(jax.hessian(loss_of_logits)(z)).reshape(z.size, z.size)
-    jq = jac @ np.asarray(basis).reshape(k, -1).T
+    assert_close(np.asarray(split.total), project(reference_hessian(config, data, s), basis), s.size)
+    # Gauss-Newton against the dense Jacobian of the logits and the dense Hessian of the loss in them.
+    jac, h_l = map(np.asarray, reference_gauss_newton_factors(config, data, s))
+    jq = jac @ np.asarray(basis).reshape(basis.shape[0], -1).T
     assert_close(np.asarray(split.gauss_newton), jq.T @ h_l @ jq, s.size)
     # Cross-entropy is convex in the logits: Gauss-Newton is symmetric positive semi-definite.
     gn = np.asarray(split.gauss_newton)
@@ -154,8 +192,20 @@ def test_dense_hessian_guard():
         dense_hessian(forbidden, jnp.zeros((8, 8)), max_size=63)
     with pytest.raises(ValueError, match="max_size"):
         dense_hessian(forbidden, jnp.zeros(3), max_size=0)
-    loss, _, _, s = classification_problem(0)
-    np.testing.assert_array_equal(dense_hessian(loss, s, max_size=s.size), jax.hessian(loss)(s))
+    x = jnp.array([0.3, -1.2, 0.5], F64)
+    expected = np.diag(np.exp(np.asarray(x)))  # Hessian of sum(exp(x))
+    assert_close(np.asarray(dense_hessian(lambda y: jnp.sum(jnp.exp(y)), x, max_size=3)), expected, 3)
+
+
+@partial(jax.jit, static_argnums=2)
+def jitted_lanczos(a, key, num_steps):
+    return lanczos_extreme(lambda v: a @ v, a.shape[0], num_steps, key)
+
+
+@partial(jax.jit, static_argnums=(0, 4))
+def jitted_hessian_lanczos(config, data, s, key, num_steps):
+    loss = score_loss(config, data)
+    return lanczos_extreme(lambda v: hvp(loss, s, v.reshape(s.shape)).ravel(), s.size, num_steps, key)
 
 
 def symmetric_with_spectrum(seed, spectrum):
@@ -180,7 +230,7 @@ def test_lanczos_full_krylov_recovers_spectrum(seed):
     m = 30
     spectrum = np.random.default_rng(seed + 100).standard_normal(m)
     a = symmetric_with_spectrum(seed, spectrum)
-    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, m, jax.random.key(seed))
+    result = jitted_lanczos(jnp.asarray(a), jax.random.key(seed), m)
     check_lanczos_relation(a, result)
     tol = close_tolerance(F64, m) * np.abs(spectrum).max()
     np.testing.assert_allclose(result.ritz_values, np.linalg.eigh(a)[0], atol=tol)
@@ -192,7 +242,7 @@ def test_lanczos_extreme_eigenpairs(seed):
     rng = np.random.default_rng(seed + 200)
     spectrum = np.concatenate([[-4.0, 5.0], rng.uniform(-1.0, 1.0, m - 2)])
     a = symmetric_with_spectrum(seed, spectrum)
-    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, k, jax.random.key(seed))
+    result = jitted_lanczos(jnp.asarray(a), jax.random.key(seed), k)
     check_lanczos_relation(a, result)
     exact, vectors = np.linalg.eigh(a)
     rounding = close_tolerance(F64, m) * np.linalg.norm(a, 2)
@@ -216,17 +266,17 @@ def test_lanczos_handles_invariant_subspace():
     # Only 3 distinct eigenvalues: the Krylov space is exhausted after 3 steps, Lanczos restarts.
     m = 8
     a = symmetric_with_spectrum(0, np.array([1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0]))
-    result = lanczos_extreme(lambda v: jnp.asarray(a) @ v, m, m, jax.random.key(0))
+    result = jitted_lanczos(jnp.asarray(a), jax.random.key(0), m)
     check_lanczos_relation(a, result)
     np.testing.assert_allclose(result.ritz_values, np.linalg.eigh(a)[0], atol=close_tolerance(F64, m) * 3.0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lanczos_on_score_space_hessian(seed):
-    loss, _, _, s = classification_problem(seed)
+    config, data, s = classification_problem(seed)
     dim = s.size
-    result = lanczos_extreme(lambda v: hvp(loss, s, v.reshape(s.shape)).ravel(), dim, dim, jax.random.key(seed))
-    h = np.asarray(jax.hessian(loss)(s)).reshape(dim, dim)
+    result = jitted_hessian_lanczos(config, data, s, jax.random.key(seed), dim)
+    h = np.asarray(reference_hessian(config, data, s))
     check_lanczos_relation(h, result)
     exact = np.linalg.eigvalsh(h)
     np.testing.assert_allclose(result.eigenvalues, exact[[0, -1]], atol=close_tolerance(F64, dim) * np.abs(exact).max())
