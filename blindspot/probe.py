@@ -133,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dense: autodiff per-sample n x n gradients; factored: closed forms at uniform attention "
         "(needs --init zero), no n x n object per sample; auto: factored when W = 0, else dense",
     )
-    p.add_argument("--taylor-order", type=_positive_int, default=3, help="Taylor order K >= 0; 0 skips (default 3)")
+    p.add_argument(
+        "--taylor-order",
+        type=_positive_int,
+        default=3,
+        help="Taylor order K >= 0 of the taylor entry; costs O(b n^2 d) per order; 0 skips it (use 0 at large n)",
+    )
     p.add_argument("--bands", type=_positive_int, default=2, help="report band_1 .. band_K (default 2)")
     p.add_argument("--hessian", action="store_true", help=f"restricted Hessian per family (needs n <= {HESSIAN_MAX_N})")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH (atomically)")
