@@ -14,7 +14,6 @@ object per sample and no $n^4$ object is ever formed.
 """
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -219,29 +218,6 @@ def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
     values as the $r \times r$ core; tolerance ``rank_tolerance`` with shape (n, n).
     """
     return _factor_ranks(factors)
-
-
-@partial(jax.jit, static_argnums=(1,))
-def _compress(factors, rank):
-    q_r, t_r = jnp.linalg.qr(factors.rows)
-    q_c, t_c = jnp.linalg.qr(factors.columns)
-    u, s, vt = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2))
-    rows = q_r @ (u[..., :rank] * s[..., None, :rank])
-    return ScoreFactors(rows, q_c @ jnp.swapaxes(vt[..., :rank, :], -1, -2))
-
-
-def compress_factors(factors: ScoreFactors, rank: int) -> ScoreFactors:
-    r"""Re-factor each $R_b C_b^\top$ with ``rank`` columns: its leading singular triplets.
-
-    Notes
-    -----
-    $R = Q_R T_R$, $C = Q_C T_C$, $T_R T_C^\top = U \Sigma V^\top$ give $R' = Q_R U_k \Sigma_k$,
-    $C' = Q_C V_k$. With ``rank`` at least the largest ``factor_ranks`` the product changes only by the
-    discarded singular values, below the rank tolerance. The Gram matrix then costs $O(b^2 n k^2)$
-    instead of $O(b^2 n r^2)$ (reconstruction: $k \le V - 1$ against $r = d$).
-    """
-    check_int("rank", rank, 1, factors.rows.shape[-1])
-    return _compress(factors, rank)
 
 
 def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: bool = True) -> Span:
