@@ -71,7 +71,7 @@ class _BadOption(Exception):
     pass
 
 
-def _positive_int(text):
+def _integer(text):
     try:
         return int(text)
     except ValueError:
@@ -86,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FIGURES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--n", type=_positive_int, default=16, help="sequence length n >= 2 (default 16)")
-    p.add_argument("--d", type=_positive_int, default=16, help="width d >= 1 (default 16)")
-    p.add_argument("--vocab", type=_positive_int, default=8, help="vocabulary size V >= 2; id V is MASK (default 8)")
-    p.add_argument("--classes", type=_positive_int, default=2, help="number of classes >= 2 (default 2)")
+    p.add_argument("--n", type=_integer, default=16, help="sequence length n >= 2 (default 16)")
+    p.add_argument("--d", type=_integer, default=16, help="width d >= 1 (default 16)")
+    p.add_argument("--vocab", type=_integer, default=8, help="vocabulary size V >= 2; id V is MASK (default 8)")
+    p.add_argument("--classes", type=_integer, default=2, help="number of classes >= 2 (default 2)")
     p.add_argument("--pe", choices=POSITIONAL, default="sinusoidal", help="positional encoding (default sinusoidal)")
     p.add_argument("--centred", action="store_true", help="centre the positional encoding: sum_i p_i = 0")
     p.add_argument(
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier (default mean)")
     p.add_argument("--residual", action="store_true", help="add h_i to the attention output o_i")
-    p.add_argument("--mlp", type=_positive_int, default=0, help="hidden width of the position-wise MLP, 0 = none")
+    p.add_argument("--mlp", type=_integer, default=0, help="hidden width of the position-wise MLP, 0 = none")
     p.add_argument(
         "--reconstruction",
         choices=RECONSTRUCTION,
@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "classes >= 10)",
     )
     p.add_argument("--rho", type=float, default=0.9, help="stickiness of the markov source in [0, 1) (default 0.9)")
-    p.add_argument("--batch", type=_positive_int, default=64, help="number of sequences b >= 1 (default 64)")
-    p.add_argument("--seed", type=_positive_int, default=0, help="PRNG seed >= 0 for parameters and data")
+    p.add_argument("--batch", type=_integer, default=64, help="number of sequences b >= 1 (default 64)")
+    p.add_argument("--seed", type=_integer, default=0, help="PRNG seed >= 0 for parameters and data")
     p.add_argument(
         "--init",
         choices=QK_INIT,
@@ -135,11 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--taylor-order",
-        type=_positive_int,
+        type=_integer,
         default=3,
         help="Taylor order K >= 0 of the taylor entry; costs O(b n^2 d) per order; 0 skips it (use 0 at large n)",
     )
-    p.add_argument("--bands", type=_positive_int, default=2, help="report band_1 .. band_K (default 2)")
+    p.add_argument("--bands", type=_integer, default=2, help="report band_1 .. band_K (default 2)")
     p.add_argument("--hessian", action="store_true", help=f"restricted Hessian per family (needs n <= {HESSIAN_MAX_N})")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH (atomically)")
     return p
