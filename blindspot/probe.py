@@ -327,9 +327,10 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         return jnp.mean(losses(delta))
 
     zero = jnp.zeros((n, n), dtype)
+    coefficients = jax.jit(lambda d: taylor.taylor_coefficients(f, zero, d, taylor_order))
     report["taylor"] = (
         {
-            name: [float(c) for c in taylor.taylor_coefficients(f, zero, d, taylor_order)]
+            name: [float(c) for c in coefficients(d)]
             for name, d in _taylor_directions(n, dtype).items()
         }
         if taylor_order > 0
@@ -338,8 +339,9 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
     if hessian:
         outputs, outer = _split_outputs(params, config, objective, tokens, target)
         report["restricted_hessian"] = {}
+        split_at = jax.jit(lambda basis: curvature.gauss_newton_split(outputs, outer, zero, basis))
         for name in directions.registry_names(n, bands=bands):
-            split = curvature.gauss_newton_split(outputs, outer, zero, directions.family(name, n, dtype=dtype).basis())
+            split = split_at(directions.family(name, n, dtype=dtype).basis())
             report["restricted_hessian"][name] = {
                 "eigenvalues": [float(e) for e in jnp.linalg.eigvalsh(0.5 * (split.total + split.total.T))],
                 "gauss_newton_norm": float(jnp.linalg.norm(split.gauss_newton)),
