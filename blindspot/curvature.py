@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from blindspot.checks import check_int
-from blindspot.tolerances import eps
+from blindspot.tolerances import close_tolerance
 
 
 def _check_basis(x, basis) -> int:
@@ -246,15 +246,16 @@ def lanczos_extreme(matvec, dim: int, num_steps: int, key: jax.Array, *, dtype=N
     Step $j$: $w = A q_j - \alpha_j q_j - \beta_{j-1} q_{j-1}$, $\alpha_j = q_j^\top A q_j$, then $w$
     is orthogonalised twice against every previous $q$ (classical Gram-Schmidt twice is enough
     in floating point) and $q_{j+1} = w / \beta_j$, $\beta_j = \lVert w \rVert$. If
-    $\beta_j \le \epsilon \sqrt m \lVert A q_j \rVert$ an invariant subspace has been found: the
-    iteration restarts from a fresh random vector orthogonal to the basis and sets $\beta_j = 0$,
-    so the relation still holds. Ritz values interlace the spectrum, and each lies within its
-    residual norm of an eigenvalue of $A$ (P7: extreme curvature of a loss in score space).
+    $\beta_j \le \tau \lVert A q_j \rVert$, $\tau$ = ``close_tolerance(dtype, m)`` (the rounding level
+    of $w$), an invariant subspace has been found: the iteration restarts from a fresh random
+    vector orthogonal to the basis and sets $\beta_j = 0$, so the relation holds to that level.
+    Ritz values interlace the spectrum, and each lies within its residual norm of an eigenvalue
+    of $A$ (P7: extreme curvature of a loss in score space).
     """
     dim = check_int("dim", dim, 1)
     num_steps = check_int("num_steps", num_steps, 1, dim)
     dtype = dtype or jnp.result_type(float)
-    threshold = eps(dtype) * math.sqrt(dim)
+    threshold = close_tolerance(dtype, dim)
 
     def orthogonalise(basis, w):
         for _ in range(2):
@@ -274,13 +275,17 @@ def lanczos_extreme(matvec, dim: int, num_steps: int, key: jax.Array, *, dtype=N
         previous = jnp.where(j > 0, betas[j - 1], 0.0) * basis[jnp.maximum(j - 1, 0)]
         w = orthogonalise(basis, aq - alpha * q - previous)
         beta = jnp.linalg.norm(w)
-        broken = beta <= threshold * jnp.linalg.norm(aq)
-        fresh = orthogonalise(basis, jax.random.normal(jax.random.fold_in(key, j + 1), (dim,), dtype))
-        last = j == num_steps - 1
-        next_q = jnp.where(broken, fresh / jnp.linalg.norm(fresh), w / jnp.where(broken, 1.0, beta))
+
+        def restart():
+            fresh = orthogonalise(basis, jax.random.normal(jax.random.fold_in(key, j + 1), (dim,), dtype))
+            return fresh / jnp.linalg.norm(fresh), jnp.zeros((), dtype)
+
+        def advance():
+            broken = beta <= threshold * jnp.linalg.norm(aq)
+            return jax.lax.cond(broken, restart, lambda: (w / beta, beta))
+
         # After the last step the (k+1)-th row keeps the unnormalised residual beta_k q_{k+1}.
-        next_q = jnp.where(last, w, next_q)
-        beta = jnp.where(broken & ~last, 0.0, beta)
+        next_q, beta = jax.lax.cond(j == num_steps - 1, lambda: (w, beta), advance)
         return basis.at[j + 1].set(next_q), alphas.at[j].set(alpha), betas.at[j].set(beta)
 
     basis, alphas, betas = jax.lax.fori_loop(0, num_steps, step, (basis, alphas, betas))

@@ -268,6 +268,8 @@ def test_lanczos_handles_invariant_subspace():
     a = symmetric_with_spectrum(0, np.array([1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0]))
     result = jitted_lanczos(jnp.asarray(a), jax.random.key(0), m)
     check_lanczos_relation(a, result)
+    # Each restart leaves an exact zero on the off-diagonal of T (block-diagonal T).
+    assert np.sum(np.diag(np.asarray(result.tridiagonal), 1) == 0.0) >= 1
     np.testing.assert_allclose(result.ritz_values, np.linalg.eigh(a)[0], atol=close_tolerance(F64, m) * 3.0)
 
 
