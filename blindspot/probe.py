@@ -329,10 +329,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
     zero = jnp.zeros((n, n), dtype)
     coefficients = jax.jit(lambda d: taylor.taylor_coefficients(f, zero, d, taylor_order))
     report["taylor"] = (
-        {
-            name: [float(c) for c in coefficients(d)]
-            for name, d in _taylor_directions(n, dtype).items()
-        }
+        {name: [float(c) for c in coefficients(d)] for name, d in _taylor_directions(n, dtype).items()}
         if taylor_order > 0
         else {}
     )
