@@ -72,7 +72,7 @@ def toeplitz(n: int, *, dtype=None) -> Float[Array, "m n n"]:
 
 
 def band(n: int, k: int, *, dtype=None) -> Float[Array, "1 n n"]:
-    r"""The symmetric band $B_k = (D_k + D_{-k}) / \sqrt{2(n - k)}$, ones where $|i - j| = k$ (dimension 1).
+    r"""Build the symmetric band $B_k = (D_k + D_{-k}) / \sqrt{2(n - k)}$, ones where $|i - j| = k$ (dimension 1).
 
     ``k = 0`` gives $I / \sqrt n$. P4 derives its visible fraction for label supervision.
     """
@@ -85,15 +85,15 @@ def band(n: int, k: int, *, dtype=None) -> Float[Array, "1 n n"]:
 
 
 def _helmert(n: int, dtype) -> Float[Array, "m n"]:
-    """Orthonormal basis of $\\mathbf 1^\\perp$: $q_l = (1, .., 1, -l, 0, ..)/\\sqrt{l(l+1)}$, l = 1..n-1."""
-    l = jnp.arange(1, n, dtype=dtype)[:, None]
+    r"""Orthonormal basis of $\mathbf 1^\perp$: $q_l = (1, .., 1, -l, 0, ..)/\sqrt{l(l+1)}$, l = 1..n-1."""
+    level = jnp.arange(1, n, dtype=dtype)[:, None]
     j = jnp.arange(n, dtype=dtype)[None, :]
-    q = jnp.where(j < l, 1.0, 0.0) - l * (j == l).astype(dtype)
-    return q / jnp.sqrt(l * (l + 1.0))
+    q = jnp.where(j < level, 1.0, 0.0) - level * (j == level).astype(dtype)
+    return q / jnp.sqrt(level * (level + 1.0))
 
 
 def column_sum(n: int, *, dtype=None) -> Float[Array, "m n n"]:
-    r"""The column-sum space $U = \{\mathbf 1 w^\top : w^\top \mathbf 1 = 0\}$ (dimension n - 1, P4).
+    r"""Build the column-sum space $U = \{\mathbf 1 w^\top : w^\top \mathbf 1 = 0\}$ (dimension n - 1, P4).
 
     Basis $\mathbf 1 q_l^\top / \sqrt n$ with $q_l$ the Helmert basis of $\mathbf 1^\perp$:
     $q_l = (1, \dots, 1, -l, 0, \dots, 0) / \sqrt{l(l+1)}$ ($l$ ones). At uniform attention every
@@ -105,14 +105,14 @@ def column_sum(n: int, *, dtype=None) -> Float[Array, "m n n"]:
 
 
 def _proximity_weights(n: int, length: float, dtype) -> Float[Array, " m"]:
-    """Weight of each diagonal in the normalised kernel: $e^{-|k|/l} / \\lVert K \\rVert_F$."""
+    r"""Weight of each diagonal in the normalised kernel: $e^{-|k|/l} / \lVert K \rVert_F$."""
     k = jnp.abs(jnp.asarray(_offsets(n), dtype))
     w = jnp.exp(-k / length)
     return w / jnp.sqrt(jnp.sum(w**2 * (n - k)))
 
 
 def proximity_kernel(n: int, length: float, *, dtype=None) -> Float[Array, "1 n n"]:
-    r"""The proximity kernel $K_{ij} = e^{-|i-j|/l} / \lVert K \rVert_F$ (dimension 1, P2/P6)."""
+    r"""Build the proximity kernel $K_{ij} = e^{-|i-j|/l} / \lVert K \rVert_F$ (dimension 1, P2/P6)."""
     check_int("n", n, 2)
     check_float("length", length, 0.0, float("inf"))
     dtype = _dtype(dtype)
@@ -147,6 +147,7 @@ class Statistics(NamedTuple):
     diagonals: Float[Array, "... m"]
 
 
+@jax.jit
 def statistics(x: Float[Array, "... n n"]) -> Statistics:
     """Row sums, column sums and diagonal sums (offset $j - i$ at index $j - i + n - 1$) of dense matrices."""
     n = x.shape[-1]
@@ -157,6 +158,7 @@ def statistics(x: Float[Array, "... n n"]) -> Statistics:
     return Statistics(x.sum(-1), x.sum(-2), jnp.moveaxis(diagonals, 0, -1))
 
 
+@jax.jit
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:
     r"""Statistics of $X = R C^\top$ without forming $X$: $O(r\, n \log n)$.
 
@@ -179,9 +181,9 @@ def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... 
 
 
 class Family(NamedTuple):
-    """A direction family: its name, dimension, dense basis and coordinate map.
+    r"""A direction family: its name, dimension, dense basis and coordinate map.
 
-    ``coordinates(stats)`` returns the inner products $\\langle X, F_l \\rangle$ of matrices $X$ with the
+    ``coordinates(stats)`` returns the inner products $\langle X, F_l \rangle$ of matrices $X$ with the
     orthonormal basis $F_l$ (the rows of ``basis()``), from their :class:`Statistics`, in $O(n)$ per
     basis element. ``basis()`` builds the dense ``(dim, n, n)`` basis (small n only).
     """
@@ -198,7 +200,7 @@ def _toeplitz_family(name, n, dim, coords, basis):
 
 
 def family(name: str, n: int, *, dtype=None) -> Family:
-    r"""The registered family ``name`` at sequence length n.
+    r"""Return the registered family ``name`` at sequence length n.
 
     Names: ``gauge``, ``circulant``, ``toeplitz``, ``column_sum``, ``band_<k>`` (``1 <= k < n``),
     ``proximity`` (length ``PROXIMITY_LENGTH``) and ``proximity_<l>`` (length l > 0).
@@ -213,9 +215,9 @@ def family(name: str, n: int, *, dtype=None) -> Family:
 
         def helmert_coordinates(st):
             c = st.columns
-            l = jnp.arange(1, n, dtype=c.dtype)
+            level = jnp.arange(1, n, dtype=c.dtype)
             prefix = jnp.cumsum(c, axis=-1)[..., :-1]
-            return (prefix - l * c[..., 1:]) / jnp.sqrt(l * (l + 1.0)) / root_n
+            return (prefix - level * c[..., 1:]) / jnp.sqrt(level * (level + 1.0)) / root_n
 
         return Family(name, n, n - 1, helmert_coordinates, lambda: column_sum(n, dtype=dtype))
     if name == "toeplitz":
@@ -255,9 +257,7 @@ class Pushforward(NamedTuple):
     residual_fraction: Float[Array, ""]
 
 
-def pushforward(
-    direction: Float[Array, "n n"], encodings: Float[Array, "n d"], *, scale: float = 1.0
-) -> Pushforward:
+def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], *, scale: float = 1.0) -> Pushforward:
     r"""Push a score direction D to the query-key matrix: $\min_W \lVert c\, H W H^\top - D \rVert_F$ (P8).
 
     Parameters
@@ -292,18 +292,20 @@ def pushforward(
 
 
 def positional_identity(positions: Float[Array, "n d"]) -> Float[Array, "d d"]:
-    r"""The positional identity direction in W-space: $\Pi_P / \lVert \Pi_P \rVert_F$, $\Pi_P = P^+ P$ (P8).
+    r"""Return the positional identity direction in W-space: $\Pi_P / \lVert \Pi_P \rVert_F$, $\Pi_P = P^+ P$ (P8).
 
     Notes
     -----
-    $\Pi_P$ is the orthogonal projector onto the row space of P in $\mathbb R^d$; it equals $I_d$ when
+    $\Pi_P = V_r V_r^\top$ (right singular vectors of P above ``rank_tolerance``, $\lVert\Pi_P\rVert_F = \sqrt r$)
+    is the orthogonal projector onto the row space of P in $\mathbb R^d$; it equals $I_d$ when
     P has rank d (n >= d, the usual case), so the direction is $I/\sqrt d$. Position-only scores:
     $P \Pi_P P^\top = P P^\top$, Toeplitz for sinusoidal encodings ($p_i^\top p_j$ depends on $i - j$).
     Content+position: the same W applied to $H = E + P$ gives $H H^\top/\sqrt d$, whose positional block
     is $P P^\top / \sqrt d$; we use the same definition in both views so the cosines of P8 compare.
     """
-    pi = jnp.linalg.pinv(positions) @ positions
-    return pi / jnp.linalg.norm(pi)
+    _, s, vt = jnp.linalg.svd(positions, full_matrices=False)
+    r = int(jnp.sum(s > rank_tolerance(s[0], positions.shape, positions.dtype)))
+    return vt[:r].T @ vt[:r] / math.sqrt(r)
 
 
 def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n d"]) -> Float[Array, ""]:
@@ -323,7 +325,8 @@ def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n 
 def registry_names(n: int, *, bands: int = 2) -> tuple[str, ...]:
     """Default family names reported by the probe: the fixed families, ``band_1..band_<bands>``, ``proximity``."""
     check_int("bands", bands, 0)
-    return ("gauge", "circulant", "toeplitz", "column_sum") + tuple(
-        f"band_{k}" for k in range(1, min(bands, n - 1) + 1)
-    ) + ("proximity",)
-
+    return (
+        ("gauge", "circulant", "toeplitz", "column_sum")
+        + tuple(f"band_{k}" for k in range(1, min(bands, n - 1) + 1))
+        + ("proximity",)
+    )

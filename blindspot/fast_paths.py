@@ -20,6 +20,7 @@ Both refuse any state where these closed forms do not hold (``W != 0``; and for 
 residual + MLP, or last/first pooling) with a one-line ``ValueError``.
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -67,7 +68,7 @@ def check_rank_one_classification(config: ModelConfig) -> None:
 
 
 def _uniform_factors(params, config, objective, tokens, target):
-    """One sequence: $(\\Gamma / n, \\tilde V)$ with $g_i$ from autodiff of the position-wise part."""
+    r"""One sequence: $(\Gamma / n, \tilde V)$ with $g_i$ from autodiff of the position-wise part."""
     n = config.n
     if objective == "reconstruction":
         inputs = mask_tokens(config, tokens, target)
@@ -130,13 +131,27 @@ def uniform_score_factors(
     $\frac1n(w_{ij} - \bar w_i)$, $w_{ij} = g_i^\top v_j$. Cost $O(n d (d + h + c))$ per sample.
     """
     _check(params, config, objective, tokens, target)
-    return ScoreFactors(*jax.vmap(lambda x, t: _uniform_factors(params, config, objective, x, t))(tokens, target))
+    return ScoreFactors(*_batched_factors(params, config, objective, tokens, target))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _batched_factors(params, config, objective, tokens, target):
+    return jax.vmap(lambda x, t: _uniform_factors(params, config, objective, x, t))(tokens, target)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _batched_columns(params, config, tokens, labels):
+    def one(x, y):
+        g, centred = _uniform_factors(params, config, "classification", x, y)
+        return centred @ g[0]
+
+    return jax.vmap(one)(tokens, labels)
 
 
 def classification_column_factors(
     params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
 ) -> Float[Array, "b n"]:
-    r"""Column factors $w_b$ of the rank-one classification gradients $\partial L_b/\partial S = \mathbf 1 w_b^\top$ (P4).
+    r"""Column factors $w_b$ of rank-one classification gradients $\partial L_b/\partial S = \mathbf 1 w_b^\top$ (P4).
 
     Notes
     -----
@@ -147,15 +162,9 @@ def classification_column_factors(
     """
     check_rank_one_classification(config)
     _check(params, config, "classification", tokens, labels)
-
-    def one(x, y):
-        g, centred = _uniform_factors(params, config, "classification", x, y)
-        return centred @ g[0]
-
-    return jax.vmap(one)(tokens, labels)
+    return _batched_columns(params, config, tokens, labels)
 
 
 def dense_gradients(factors: ScoreFactors) -> Float[Array, "b n n"]:
-    """Assemble dense per-sample gradients $R_b C_b^\\top$ from factors (small n, for checks)."""
+    r"""Assemble dense per-sample gradients $R_b C_b^\top$ from factors (small n, for checks)."""
     return jnp.einsum("bir,bjr->bij", factors.rows, factors.columns)
-

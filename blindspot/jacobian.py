@@ -125,8 +125,13 @@ def _factor_query_key(rows, columns, encodings):
 
 
 def query_key_gradients(
-    params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array,
-    *, factors: ScoreFactors | None = None,
+    params: Params,
+    config: ModelConfig,
+    objective: str,
+    tokens: Int[Array, "b n"],
+    target: Array,
+    *,
+    factors: ScoreFactors | None = None,
 ) -> Float[Array, "b d d"]:
     r"""Per-sample gradients with respect to the query-key matrix W (parameter view, P5/P8).
 
@@ -144,17 +149,64 @@ def query_key_gradients(
         encodings = jnp.broadcast_to(positions(params), (tokens.shape[0], *positions(params).shape))
         scale = 1.0
     else:
-        inputs = tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+        inputs = (
+            tokens
+            if objective == "classification"
+            else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+        )
         encodings = jax.vmap(lambda x: embed(params, x))(inputs)
         scale = 1.0 / math.sqrt(config.d)
     return scale * _factor_query_key(factors.rows, factors.columns, encodings)
 
 
-def numerical_rank(matrix: Float[Array, "m k"]) -> Rank:
-    r"""Rank of a matrix: singular values above $\epsilon \cdot \max(m, k) \cdot \sigma_1$."""
+def query_key_scale(
+    params: Params,
+    config: ModelConfig,
+    objective: str,
+    tokens: Int[Array, "b n"],
+    target: Array,
+    score_norms: Float[Array, " b"],
+) -> float:
+    r"""Magnitude $\max_b c \lVert H_b \rVert_F^2 \lVert \partial L_b/\partial S \rVert_F$ of the W-gradients.
+
+    Bounds $\lVert \nabla_W L_b \rVert_F$; rounding errors are $\epsilon$ times it, so it sets the
+    tolerance under which a W-gradient counts as zero (P5: exactly zero with centred encodings).
+    """
+    if config.scores == "position":
+        return float(jnp.sum(positions(params) ** 2) * jnp.max(score_norms))
+    inputs = (
+        tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
+    )
+    h2 = jax.vmap(lambda x: jnp.sum(embed(params, x) ** 2))(inputs)
+    return float(jnp.max(h2 * score_norms)) / math.sqrt(config.d)
+
+
+def numerical_rank(matrix: Float[Array, "m k"], *, scale: float = 0.0) -> Rank:
+    r"""Rank of a matrix: singular values above $\epsilon \cdot \max(m, k) \cdot \max(\sigma_1, scale)$.
+
+    ``scale`` is the magnitude of the computation that produced ``matrix`` (for example
+    $\lVert H \rVert^2 \lVert G \rVert$ for $H^\top G H$): when the result cancels to rounding noise,
+    $\sigma_1$ alone would call that noise full rank.
+    """
     s = jnp.linalg.svd(jnp.asarray(matrix), compute_uv=False)
-    tol = rank_tolerance(s[0], matrix.shape, matrix.dtype)
+    tol = rank_tolerance(max(float(s[0]), float(scale)), matrix.shape, matrix.dtype)
     return Rank(int(jnp.sum(s > tol)), s, tol)
+
+
+@jax.jit
+def sample_ranks(matrices: Float[Array, "b m k"]) -> Int[Array, " b"]:
+    r"""Numerical rank of each matrix of a stack (batched SVD), tolerance ``rank_tolerance`` per matrix."""
+    s = jnp.linalg.svd(matrices, compute_uv=False)
+    return jnp.sum(s > rank_tolerance(1.0, matrices.shape[-2:], s.dtype) * s[..., :1], axis=-1)
+
+
+@jax.jit
+def _factor_ranks(factors):
+    n = factors.rows.shape[-2]
+    t_r = jnp.linalg.qr(factors.rows, mode="r")
+    t_c = jnp.linalg.qr(factors.columns, mode="r")
+    s = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2), compute_uv=False)
+    return jnp.sum(s > rank_tolerance(1.0, (n, n), s.dtype) * s[..., :1], axis=-1)
 
 
 def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
@@ -165,12 +217,7 @@ def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
     $R = Q_R T_R$, $C = Q_C T_C$ give $R C^\top = Q_R (T_R T_C^\top) Q_C^\top$ with the same singular
     values as the $r \times r$ core; tolerance ``rank_tolerance`` with shape (n, n).
     """
-    n = factors.rows.shape[-2]
-    t_r = jnp.linalg.qr(factors.rows, mode="r")
-    t_c = jnp.linalg.qr(factors.columns, mode="r")
-    s = jnp.linalg.svd(t_r @ jnp.swapaxes(t_c, -1, -2), compute_uv=False)
-    eps_n = rank_tolerance(1.0, (n, n), s.dtype)
-    return jnp.sum(s > eps_n * s[..., :1], axis=-1)
+    return _factor_ranks(factors)
 
 
 def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: bool = True) -> Span:
@@ -187,6 +234,7 @@ def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: boo
     return Span(r, s, tol, u[:, :r], vt[:r] if keep_basis else None)
 
 
+@jax.jit
 def gram_from_factors(factors: ScoreFactors) -> Float[Array, "b b"]:
     r"""Gram matrix $K_{bc} = \langle R_b C_b^\top, R_c C_c^\top \rangle_F$ from factors, $O(b^2 n r^2)$."""
     rr = jnp.einsum("bnr,cns->bcrs", factors.rows, factors.rows)

@@ -1,4 +1,4 @@
-r"""``python -m blindspot.probe``: which attention-score directions does each loss see at a given state?
+r"""``python -m blindspot.probe``: report which attention-score directions each loss sees at a given state.
 
 Builds the model from command-line options, draws a batch, evaluates both objectives (label
 supervision and masked reconstruction) at the chosen state in the score-space view, and reports
@@ -58,7 +58,8 @@ FIGURES = """reported figures (per objective):
                        Gauss-Newton and functional parts
   parameter_space      grad_rank: rank of the b per-sample gradients w.r.t. the query-key matrix W;
                        positional_identity_cosine: cosine of the mean W-gradient with the positional
-                       identity P^+ P / ||P^+ P||_F (P8)"""
+                       identity P^+ P / ||P^+ P||_F (P8); 0 when the mean W-gradient is zero to rounding
+                       (below grad_rank_tolerance = eps * max(b, d^2) * max(sigma_1, max_b c ||H_b||^2 ||G_b||))"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +71,7 @@ class _BadOption(Exception):
     pass
 
 
-def _positive_int(text):
+def _integer(text):
     try:
         return int(text)
     except ValueError:
@@ -78,52 +79,67 @@ def _positive_int(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface (every option documented in ``--help``)."""
+    """Build the command-line interface (every option documented in ``--help``)."""
     p = _Parser(
         prog="python -m blindspot.probe",
-        description=__doc__.split("\n\n")[0].strip("`r\" ") + ". " + __doc__.split("\n\n")[1].replace("\n", " "),
+        description=" ".join(__doc__.split("\n\n")[1].split()),
         epilog=FIGURES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--n", type=_positive_int, default=16, help="sequence length n >= 2 (default 16)")
-    p.add_argument("--d", type=_positive_int, default=16, help="width d >= 1 (default 16)")
-    p.add_argument("--vocab", type=_positive_int, default=8, help="vocabulary size V >= 2; id V is MASK (default 8)")
-    p.add_argument("--classes", type=_positive_int, default=2, help="number of classes >= 2 (default 2)")
+    p.add_argument("--n", type=_integer, default=16, help="sequence length n >= 2 (default 16)")
+    p.add_argument("--d", type=_integer, default=16, help="width d >= 1 (default 16)")
+    p.add_argument("--vocab", type=_integer, default=8, help="vocabulary size V >= 2; id V is MASK (default 8)")
+    p.add_argument("--classes", type=_integer, default=2, help="number of classes >= 2 (default 2)")
     p.add_argument("--pe", choices=POSITIONAL, default="sinusoidal", help="positional encoding (default sinusoidal)")
     p.add_argument("--centred", action="store_true", help="centre the positional encoding: sum_i p_i = 0")
     p.add_argument(
-        "--scores", choices=SCORES, default="content_position",
+        "--scores",
+        choices=SCORES,
+        default="content_position",
         help="content_position: S = H W H^T / sqrt(d); position: S = P W P^T (default content_position)",
     )
     p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier (default mean)")
     p.add_argument("--residual", action="store_true", help="add h_i to the attention output o_i")
-    p.add_argument("--mlp", type=_positive_int, default=0, help="hidden width of the position-wise MLP, 0 = none")
+    p.add_argument("--mlp", type=_integer, default=0, help="hidden width of the position-wise MLP, 0 = none")
     p.add_argument(
-        "--reconstruction", choices=RECONSTRUCTION, default="cross_entropy",
+        "--reconstruction",
+        choices=RECONSTRUCTION,
+        default="cross_entropy",
         help="reconstruction readout (default cross_entropy)",
     )
     p.add_argument("--mask-rate", type=float, default=0.15, help="fraction of masked positions in (0, 1)")
     p.add_argument(
-        "--data", choices=DATA, default="iid",
+        "--data",
+        choices=DATA,
+        default="iid",
         help="iid uniform tokens with random labels; markov sticky chain (--rho) with random labels; task "
         "paired/shuffled adjacency task (n even); digits: sklearn 8x8 digits (n = 64, vocab = grey levels, "
         "classes >= 10)",
     )
     p.add_argument("--rho", type=float, default=0.9, help="stickiness of the markov source in [0, 1) (default 0.9)")
-    p.add_argument("--batch", type=_positive_int, default=64, help="number of sequences b >= 1 (default 64)")
-    p.add_argument("--seed", type=_positive_int, default=0, help="PRNG seed >= 0 for parameters and data")
+    p.add_argument("--batch", type=_integer, default=64, help="number of sequences b >= 1 (default 64)")
+    p.add_argument("--seed", type=_integer, default=0, help="PRNG seed >= 0 for parameters and data")
     p.add_argument(
-        "--init", choices=QK_INIT, default="zero",
+        "--init",
+        choices=QK_INIT,
+        default="zero",
         help="query-key state: zero (W = 0, uniform attention) or random (entries N(0, s^2/d))",
     )
     p.add_argument("--init-scale", type=float, default=0.1, help="scale s > 0 of --init random (default 0.1)")
     p.add_argument(
-        "--route", choices=ROUTES, default="auto",
+        "--route",
+        choices=ROUTES,
+        default="auto",
         help="dense: autodiff per-sample n x n gradients; factored: closed forms at uniform attention "
         "(needs --init zero), no n x n object per sample; auto: factored when W = 0, else dense",
     )
-    p.add_argument("--taylor-order", type=_positive_int, default=3, help="Taylor order K >= 0; 0 skips (default 3)")
-    p.add_argument("--bands", type=_positive_int, default=2, help="report band_1 .. band_K (default 2)")
+    p.add_argument(
+        "--taylor-order",
+        type=_integer,
+        default=3,
+        help="Taylor order K >= 0 of the taylor entry; costs O(b n^2 d) per order; 0 skips it (use 0 at large n)",
+    )
+    p.add_argument("--bands", type=_integer, default=2, help="report band_1 .. band_K (default 2)")
     p.add_argument("--hessian", action="store_true", help=f"restricted Hessian per family (needs n <= {HESSIAN_MAX_N})")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH (atomically)")
     return p
@@ -134,9 +150,20 @@ def _check_options(args) -> ModelConfig:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     config = ModelConfig(
-        n=args.n, d=args.d, vocab=args.vocab, classes=args.classes, positional=args.pe, centred=args.centred,
-        scores=args.scores, pooling=args.pooling, residual=args.residual, mlp=args.mlp, mask_rate=args.mask_rate,
-        reconstruction=args.reconstruction, qk_init=args.init, qk_init_scale=args.init_scale,
+        n=args.n,
+        d=args.d,
+        vocab=args.vocab,
+        classes=args.classes,
+        positional=args.pe,
+        centred=args.centred,
+        scores=args.scores,
+        pooling=args.pooling,
+        residual=args.residual,
+        mlp=args.mlp,
+        mask_rate=args.mask_rate,
+        reconstruction=args.reconstruction,
+        qk_init=args.init,
+        qk_init_scale=args.init_scale,
     )
     if args.batch < 1:
         raise ValueError(f"--batch must be an integer >= 1, got {args.batch}")
@@ -151,10 +178,12 @@ def _check_options(args) -> ModelConfig:
             raise ValueError("--data digits needs --classes >= 10 and --vocab in [2, 17] (grey levels)")
     if args.route == "factored" and args.init != "zero":
         raise ValueError("--route factored needs --init zero (the closed forms hold at uniform attention only)")
-    if args.route == "dense" and args.batch * args.n**2 > 8 * DENSE_BUDGET:
-        raise ValueError(f"--route dense would hold b n^2 = {args.batch * args.n**2} entries; use --init zero")
-    if args.route == "auto" and args.init != "zero" and args.batch * args.n**2 > DENSE_BUDGET:
-        raise ValueError(f"b n^2 = {args.batch * args.n**2} > {DENSE_BUDGET} needs the factored route: --init zero")
+    if args.route != "factored" and (args.route == "dense" or args.init != "zero"):
+        if args.batch * args.n**2 > DENSE_BUDGET:
+            raise ValueError(
+                f"the dense route would hold b n^2 = {args.batch * args.n**2} > {DENSE_BUDGET} gradient entries; "
+                "use --init zero (factored route) or a smaller --batch/--n"
+            )
     if args.hessian and args.n > HESSIAN_MAX_N:
         raise ValueError(f"--hessian needs --n <= {HESSIAN_MAX_N}, got {args.n}")
     for name in directions.registry_names(args.n, bands=args.bands):
@@ -195,12 +224,14 @@ def _taylor_directions(n, dtype):
 
 
 def _per_sample_losses(params, config, objective, tokens, target):
-    """$\Delta \mapsto (L_b(S_b + \Delta))_b$ in the score-space view."""
+    r"""$\Delta \mapsto (L_b(S_b + \Delta))_b$ in the score-space view."""
     w = query_key_matrix(params)
 
     def one(delta, x, t):
         if objective == "classification":
-            return classification_loss_at_scores(params, config, x, t, scores_from_query_key(w, params, config, x) + delta)
+            return classification_loss_at_scores(
+                params, config, x, t, scores_from_query_key(w, params, config, x) + delta
+            )
         s = scores_from_query_key(w, params, config, mask_tokens(config, x, t))
         return reconstruction_loss_at_scores(params, config, x, t, s + delta)
 
@@ -208,12 +239,14 @@ def _per_sample_losses(params, config, objective, tokens, target):
 
 
 def _split_outputs(params, config, objective, tokens, target):
-    """Outputs and outer loss for the Gauss-Newton split (logits; features; or per-sample losses for copy)."""
+    """Return outputs and outer loss for the Gauss-Newton split (logits; features; or per-sample losses for copy)."""
     w = query_key_matrix(params)
     if objective == "classification":
 
         def outputs(delta):
-            return jax.vmap(lambda x: class_logits_at_scores(params, config, x, scores_from_query_key(w, params, config, x) + delta))(tokens)
+            return jax.vmap(
+                lambda x: class_logits_at_scores(params, config, x, scores_from_query_key(w, params, config, x) + delta)
+            )(tokens)
 
         def loss(z):
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), target[:, None], axis=1))
@@ -230,7 +263,9 @@ def _split_outputs(params, config, objective, tokens, target):
         return jax.vmap(one)(tokens, target)
 
     def loss(f):
-        return jnp.mean(jax.vmap(lambda x, t, fx: reconstruction_loss_at_features(params, config, x, t, fx))(tokens, target, f))
+        return jnp.mean(
+            jax.vmap(lambda x, t, fx: reconstruction_loss_at_features(params, config, x, t, fx))(tokens, target, f)
+        )
 
     return outputs, loss
 
@@ -249,19 +284,22 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
             w = fast_paths.classification_column_factors(params, config, tokens, target)
             span = jacobian.span(math.sqrt(n) * w, size=size, keep_basis=False)
             mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
+            score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
             route_used = "factored-rank-one"
         else:
             gram = jacobian.gram_from_factors(factors)
             span = jacobian.span_from_gram(gram, size)
             mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
+            score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
             route_used = "factored-gram"
         w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
     else:
         grads = jacobian.score_gradients(params, config, objective, tokens, target)
-        per_sample = int(max(jacobian.numerical_rank(g).rank for g in grads))
+        per_sample = int(jnp.max(jacobian.sample_ranks(grads)))
         stats = directions.statistics(grads)
         span = jacobian.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
         mean_norm = float(jnp.linalg.norm(grads.mean(axis=0)))
+        score_norms = jnp.linalg.norm(grads.reshape(grads.shape[0], -1), axis=1)
         route_used = "dense"
         w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target)
     report = {
@@ -277,7 +315,10 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
     for name in directions.registry_names(n, bands=bands):
         fam = directions.family(name, n, dtype=stats.rows.dtype)
         coords = fam.coordinates(stats)
-        report["families"][name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(span, coords).fraction}
+        report["families"][name] = {
+            "dim": fam.dim,
+            "visible_fraction": jacobian.visible_fraction(span, coords).fraction,
+        }
         report["expected_alignment"][name] = jacobian.expected_alignment_from_projections(coords, mean_norm)
     dtype = stats.rows.dtype
     losses = _per_sample_losses(params, config, objective, tokens, target)
@@ -286,30 +327,33 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         return jnp.mean(losses(delta))
 
     zero = jnp.zeros((n, n), dtype)
+    coefficients = jax.jit(lambda d: taylor.taylor_coefficients(f, zero, d, taylor_order))
     report["taylor"] = (
-        {
-            name: [float(c) for c in taylor.taylor_coefficients(f, zero, d, taylor_order)]
-            for name, d in _taylor_directions(n, dtype).items()
-        }
+        {name: [float(c) for c in coefficients(d)] for name, d in _taylor_directions(n, dtype).items()}
         if taylor_order > 0
         else {}
     )
     if hessian:
         outputs, outer = _split_outputs(params, config, objective, tokens, target)
         report["restricted_hessian"] = {}
+        split_at = jax.jit(lambda basis: curvature.gauss_newton_split(outputs, outer, zero, basis))
         for name in directions.registry_names(n, bands=bands):
-            split = curvature.gauss_newton_split(outputs, outer, zero, directions.family(name, n, dtype=dtype).basis())
+            split = split_at(directions.family(name, n, dtype=dtype).basis())
             report["restricted_hessian"][name] = {
                 "eigenvalues": [float(e) for e in jnp.linalg.eigvalsh(0.5 * (split.total + split.total.T))],
                 "gauss_newton_norm": float(jnp.linalg.norm(split.gauss_newton)),
                 "functional_norm": float(jnp.linalg.norm(split.functional)),
             }
-    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1))
+    w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, score_norms)
+    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
+    w_mean = w_grads.mean(axis=0)
+    w_zero = float(jnp.linalg.norm(w_mean)) <= w_rank.tolerance
     report["parameter_space"] = {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
-        "mean_grad_norm": float(jnp.linalg.norm(w_grads.mean(axis=0))),
-        "positional_identity_cosine": float(directions.first_step_cosine(w_grads.mean(axis=0), params.positional)),
+        "mean_grad_norm": float(jnp.linalg.norm(w_mean)),
+        "mean_grad_is_zero": w_zero,
+        "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
     }
     return report
 
@@ -320,29 +364,51 @@ def _print_table(report) -> None:
         f"blindspot probe  n={cfg['n']} d={cfg['d']} scores={cfg['scores']} pooling={cfg['pooling']} "
         f"residual={cfg['residual']} mlp={cfg['mlp']} data={cfg['data']} batch={cfg['batch']} init={cfg['qk_init']}"
     )
-    print(f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
-          f"seconds={report['seconds']:.2f}")
+    print(
+        f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
+        f"seconds={report['seconds']:.2f}"
+    )
     objectives = report["objectives"]
     names = list(objectives)
     width = 28
     print(f"{'':{width}}" + "".join(f"{name:>18}" for name in names))
-    rows = [("route", "route"), ("per_sample_rank_max", "per_sample_rank_max"), ("span_rank", "span_rank"),
-            ("blind_dim", "blind_dim"), ("rank_tolerance", "rank_tolerance")]
+    rows = [
+        ("route", "route"),
+        ("per_sample_rank_max", "per_sample_rank_max"),
+        ("span_rank", "span_rank"),
+        ("blind_dim", "blind_dim"),
+        ("rank_tolerance", "rank_tolerance"),
+    ]
     for label, key in rows:
         print(f"{label:{width}}" + "".join(f"{_fmt(objectives[o][key]):>18}" for o in names))
     first = objectives[names[0]]
     for fam in first["families"]:
         label = f"visible {fam} (dim {first['families'][fam]['dim']})"
-        print(f"{label:{width}}" + "".join(f"{_fmt(objectives[o]['families'][fam]['visible_fraction']):>18}" for o in names))
+        print(
+            f"{label:{width}}"
+            + "".join(f"{_fmt(objectives[o]['families'][fam]['visible_fraction']):>18}" for o in names)
+        )
     for fam in first["expected_alignment"]:
-        print(f"{'alignment ' + fam:{width}}" + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names))
+        print(
+            f"{'alignment ' + fam:{width}}"
+            + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names)
+        )
     for direction in first["taylor"]:
         for k in range(len(first["taylor"][direction])):
-            print(f"{f'taylor {direction} c{k}':{width}}" + "".join(f"{_fmt(objectives[o]['taylor'][direction][k]):>18}" for o in names))
+            print(
+                f"{f'taylor {direction} c{k}':{width}}"
+                + "".join(f"{_fmt(objectives[o]['taylor'][direction][k]):>18}" for o in names)
+            )
     for fam in first.get("restricted_hessian", {}):
         for key in ("gauss_newton_norm", "functional_norm"):
-            print(f"{f'hessian {fam} {key[:-5]}':{width}}" + "".join(f"{_fmt(objectives[o]['restricted_hessian'][fam][key]):>18}" for o in names))
-        print(f"{f'hessian {fam} eig max':{width}}" + "".join(f"{_fmt(max(objectives[o]['restricted_hessian'][fam]['eigenvalues'])):>18}" for o in names))
+            print(
+                f"{f'hessian {fam} {key[:-5]}':{width}}"
+                + "".join(f"{_fmt(objectives[o]['restricted_hessian'][fam][key]):>18}" for o in names)
+            )
+        print(
+            f"{f'hessian {fam} eig max':{width}}"
+            + "".join(f"{_fmt(max(objectives[o]['restricted_hessian'][fam]['eigenvalues'])):>18}" for o in names)
+        )
     for key in ("grad_rank", "positional_identity_cosine"):
         print(f"{'W ' + key:{width}}" + "".join(f"{_fmt(objectives[o]['parameter_space'][key]):>18}" for o in names))
 
@@ -383,8 +449,13 @@ def run(args) -> dict:
     }
     devices = jax.devices()
     return {
-        "config": {**config.to_dict(), "data": args.data, "rho": args.rho, "batch": int(tokens.shape[0]),
-                   "seed": args.seed},
+        "config": {
+            **config.to_dict(),
+            "data": args.data,
+            "rho": args.rho,
+            "batch": int(tokens.shape[0]),
+            "seed": args.seed,
+        },
         "dtype": str(jnp.result_type(float)),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "device": f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}",

@@ -1,0 +1,185 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from blindspot import data, directions, fast_paths, jacobian, model
+from blindspot.config import ModelConfig
+from blindspot.objectives import classification_loss_at_scores
+from blindspot.tolerances import close_tolerance, rank_tolerance
+
+
+def _low_rank(rng, b, n_cols, r):
+    return rng.normal(size=(b, r)) @ rng.normal(size=(r, n_cols))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_span_rank_and_basis_against_numpy_svd(seed):
+    rng = np.random.default_rng(seed)
+    stack = _low_rank(rng, 12, 30, 5)
+    span = jacobian.span(jnp.asarray(stack))
+    u, s, vt = np.linalg.svd(stack, full_matrices=False)
+    assert span.rank == np.linalg.matrix_rank(stack) == 5
+    assert span.tolerance == pytest.approx(rank_tolerance(s[0], stack.shape, stack.dtype))
+    np.testing.assert_allclose(span.basis.T @ span.basis, vt[:5].T @ vt[:5], atol=close_tolerance(stack.dtype, 30))
+    null = np.asarray(jacobian.null_space(jnp.asarray(stack)))
+    assert null.shape == (25, 30)
+    np.testing.assert_allclose(stack @ null.T, 0.0, atol=close_tolerance(stack.dtype, 30) * s[0])
+    np.testing.assert_allclose(null @ null.T, np.eye(25), atol=close_tolerance(stack.dtype, 30))
+    assert jacobian.numerical_rank(jnp.asarray(stack)).rank == 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_span_from_gram_matches_svd_rank(seed):
+    rng = np.random.default_rng(seed)
+    stack = _low_rank(rng, 10, 40, 4)
+    span = jacobian.span_from_gram(jnp.asarray(stack @ stack.T), 40)
+    s = np.linalg.svd(stack, compute_uv=False)
+    assert span.rank == 4
+    np.testing.assert_allclose(span.singular_values[:4], s[:4], rtol=close_tolerance(stack.dtype, 40) * 1e3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_principal_angles_against_scipy(seed):
+    rng = np.random.default_rng(seed)
+    a = np.linalg.qr(rng.normal(size=(20, 5)))[0]
+    b = np.linalg.qr(np.concatenate([a[:, :2], rng.normal(size=(20, 2))], axis=1))[0]  # shares 2 dims
+    got = np.asarray(jacobian.principal_angles(jnp.asarray(a.T), jnp.asarray(b.T)))
+    ref = np.sort(scipy.linalg.subspace_angles(a, b))
+    # scipy resolves angles near 0 only to sqrt(eps); compare cosines (well conditioned there) and sines
+    np.testing.assert_allclose(np.cos(got), np.cos(ref), atol=close_tolerance(a.dtype, 20))
+    np.testing.assert_allclose(np.sin(got[2:]), np.sin(ref[2:]), atol=close_tolerance(a.dtype, 20))
+    np.testing.assert_allclose(got[:2], 0.0, atol=close_tolerance(a.dtype, 20))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_visible_fraction_three_ways(seed):
+    rng = np.random.default_rng(seed)
+    n = 6
+    stack = _low_rank(rng, 9, n * n, 4)
+    fam = directions.family("toeplitz", n)
+    q_f = np.asarray(fam.basis()).reshape(fam.dim, -1)
+    span = jacobian.span(jnp.asarray(stack))
+    q_g = np.linalg.svd(stack, full_matrices=False)[2][:4]
+    reference = np.sum(np.cos(scipy.linalg.subspace_angles(q_g.T, q_f.T)) ** 2) / fam.dim
+    by_bases = jacobian.subspace_visible_fraction(jnp.asarray(q_g), jnp.asarray(q_f))
+    by_coords = jacobian.visible_fraction(
+        span, fam.coordinates(directions.statistics(jnp.asarray(stack).reshape(9, n, n)))
+    )
+    tol = close_tolerance(stack.dtype, n * n) * 10
+    assert by_bases == pytest.approx(reference, abs=tol)
+    assert by_coords.fraction == pytest.approx(reference, abs=tol)
+    assert by_coords.span_rank == 4 and by_coords.tolerance == span.tolerance
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factor_gram_ranks_and_alignment(seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.normal(size=(6, 8, 3)), rng.normal(size=(6, 8, 3))
+    cols[:, :, 2] = cols[:, :, 1]  # rank 2 per sample
+    factors = fast_paths.ScoreFactors(jnp.asarray(rows), jnp.asarray(cols))
+    dense = np.einsum("bir,bjr->bij", rows, cols).reshape(6, -1)
+    np.testing.assert_allclose(
+        jacobian.gram_from_factors(factors), dense @ dense.T, rtol=close_tolerance(rows.dtype, 64)
+    )
+    assert list(np.asarray(jacobian.factor_ranks(factors))) == [np.linalg.matrix_rank(d.reshape(8, 8)) for d in dense]
+    assert list(np.asarray(jacobian.sample_ranks(jnp.asarray(dense.reshape(6, 8, 8))))) == [2] * 6
+    fam = directions.family("circulant", 8)
+    q = np.asarray(fam.basis()).reshape(8, -1)
+    coords = fam.coordinates(directions.factor_statistics(factors.rows, factors.columns))
+    mean = dense.mean(axis=0)
+    reference = np.linalg.norm(q @ mean) / np.linalg.norm(mean)
+    got = jacobian.expected_alignment_from_projections(coords, float(np.linalg.norm(mean)))
+    assert got == pytest.approx(reference, abs=close_tolerance(rows.dtype, 64))
+    assert jacobian.expected_alignment(jnp.asarray(dense), jnp.asarray(q)) == pytest.approx(reference, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scores", ["content_position", "position"])
+def test_score_and_query_key_gradients(seed, scores):
+    config = ModelConfig(n=6, d=3, scores=scores, qk_init="random", mlp=4, residual=True)
+    keys = jax.random.split(jax.random.key(seed), 3)
+    params = model.init(keys[0], config)
+    tokens = data.iid_tokens(keys[1], 4, config.n, config.vocab)
+    labels = jax.random.randint(keys[2], (4,), 0, 2, jnp.int32)
+    grads = jacobian.score_gradients(params, config, "classification", tokens, labels)
+    ref = jax.vmap(
+        lambda x, y: jax.jacfwd(classification_loss_at_scores, argnums=4)(
+            params, config, x, y, model.scores(params, config, x)
+        )
+    )(tokens, labels)
+    np.testing.assert_allclose(grads, ref, atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(ref).max()))
+    # chain rule through S = c H W H^T agrees with autodiff through W
+    w_auto = jacobian.query_key_gradients(params, config, "classification", tokens, labels)
+    scale = 1.0 if scores == "position" else 1.0 / np.sqrt(config.d)
+    h = (
+        jax.vmap(lambda x: model.embed(params, x))(tokens)
+        if scores != "position"
+        else jnp.broadcast_to(params.positional, (4, 6, 3))
+    )
+    np.testing.assert_allclose(
+        w_auto,
+        scale * jnp.einsum("bnd,bnm,bme->bde", h, ref, h),
+        atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max()),
+    )
+    per_sample = jacobian.parameter_gradients(
+        lambda p, x, y: classification_loss_at_scores(p, config, x, y, model.scores(p, config, x)),
+        params,
+        tokens,
+        labels,
+    )
+    np.testing.assert_allclose(
+        per_sample.query_key, w_auto, atol=close_tolerance(ref.dtype, 36) * float(jnp.abs(w_auto).max())
+    )
+    assert jacobian.flatten_samples(per_sample).shape[0] == 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factored_query_key_gradients_match_autodiff(seed):
+    config = ModelConfig(n=6, d=3, mlp=4)
+    keys = jax.random.split(jax.random.key(seed), 3)
+    params = model.init(keys[0], config)
+    tokens = data.iid_tokens(keys[1], 4, config.n, config.vocab)
+    masks = data.sample_masks(keys[2], 4, config.n, 0.3)
+    factors = fast_paths.uniform_score_factors(params, config, "reconstruction", tokens, masks)
+    auto = jacobian.query_key_gradients(params, config, "reconstruction", tokens, masks)
+    fast = jacobian.query_key_gradients(params, config, "reconstruction", tokens, masks, factors=factors)
+    np.testing.assert_allclose(fast, auto, atol=close_tolerance(auto.dtype, 36) * float(jnp.abs(auto).max()))
+
+
+SHARD_SCRIPT = """
+import json, jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_default_matmul_precision", "highest")
+from blindspot import data, fast_paths, jacobian, model
+from blindspot.config import ModelConfig
+config = ModelConfig(n=8, d=4, mlp=3)
+params = model.init(jax.random.key(0), config)
+tokens = data.iid_tokens(jax.random.key(1), 8, 8, config.vocab)
+labels = jax.random.randint(jax.random.key(2), (8,), 0, 2, jnp.int32)
+tokens, labels = jacobian.shard_batch(tokens, labels)
+w = fast_paths.classification_column_factors(params, config, tokens, labels)
+g = jacobian.score_gradients(params, config, "classification", tokens, labels)
+print(json.dumps({"devices": len(jax.devices()), "shards": len(tokens.sharding.device_set),
+                  "w": w.tolist(), "g": g.tolist()}))
+"""
+
+
+def _run_sharded(count):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_four_host_devices_give_the_same_numbers_as_one():
+    four, one = _run_sharded(4), _run_sharded(1)
+    assert four["devices"] == 4 and four["shards"] == 4 and one["shards"] == 1
+    tol = close_tolerance(np.float64, 64)
+    np.testing.assert_allclose(four["w"], one["w"], atol=tol * np.abs(one["w"]).max())
+    np.testing.assert_allclose(four["g"], one["g"], atol=tol * np.abs(one["g"]).max())
