@@ -304,8 +304,8 @@ def positional_identity(positions: Float[Array, "n d"]) -> Float[Array, "d d"]:
     is $P P^\top / \sqrt d$; we use the same definition in both views so the cosines of P8 compare.
     """
     _, s, vt = jnp.linalg.svd(positions, full_matrices=False)
-    r = int(jnp.sum(s > rank_tolerance(s[0], positions.shape, positions.dtype)))
-    return vt[:r].T @ vt[:r] / math.sqrt(r)
+    keep = (s > rank_tolerance(1.0, positions.shape, positions.dtype) * s[0]).astype(vt.dtype)  # traceable
+    return (vt.T * keep) @ vt / jnp.sqrt(jnp.sum(keep))
 
 
 def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n d"]) -> Float[Array, ""]:
