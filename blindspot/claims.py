@@ -24,7 +24,7 @@ from blindspot.evidence import Claim, Control, Evidence
 from blindspot.fast_paths import classification_column_factors, dense_gradients, uniform_score_factors
 from blindspot.jacobian import numerical_rank, query_key_gradients, score_gradients, span, visible_fraction
 from blindspot.model import embed, features_at_scores, init, pool, positions, scores
-from blindspot.objectives import classification_loss_at_features, classification_loss_at_scores
+from blindspot.objectives import classification_loss_at_features, classification_loss_at_scores, shared_score_loss
 from blindspot.taylor import taylor_coefficients
 from blindspot.tolerances import close_tolerance, eps
 
@@ -50,15 +50,6 @@ def _batch(config: ModelConfig, seed: int, batch: int, *, rho: float = 0.7):
     labels = jax.random.randint(k[2], (batch,), 0, config.classes, jnp.int32)
     masks = sample_masks(k[3], batch, config.n, config.mask_rate)
     return params, tokens, labels, masks
-
-
-def _class_loss_at(params, config, tokens, labels):
-    """Mean classification loss over a batch as a function of one score matrix shared by all samples."""
-
-    def f(s):
-        return jnp.mean(jax.vmap(lambda x, y: classification_loss_at_scores(params, config, x, y, s))(tokens, labels))
-
-    return f
 
 
 # ---------------------------------------------------------------- P1
@@ -171,7 +162,7 @@ def measure_p2(full: bool, seed: int):
 
 def _p3_setup(config, seed, batch=4):
     params, tokens, labels, _ = _batch(config, seed, batch)
-    return _class_loss_at(params, config, tokens, labels)
+    return shared_score_loss(params, config, "classification", tokens, labels)
 
 
 def measure_p3(full: bool, seed: int):
@@ -403,7 +394,7 @@ def measure_p6(full: bool, seed: int):
 def _p7_setup(config, seed):
     params, tokens, labels, _ = _batch(config, seed, 1)
     x, y = tokens[0], labels[0]
-    loss = _class_loss_at(params, config, tokens[:1], labels[:1])
+    loss = shared_score_loss(params, config, "classification", tokens[:1], labels[:1])
     rng = np.random.default_rng(seed)
     basis = np.asarray(circulant(config.n, dtype=F64))
     c = np.tensordot(rng.standard_normal(config.n), basis, axes=1)

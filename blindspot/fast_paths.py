@@ -28,12 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_choice, is_concrete
+from blindspot.checks import is_concrete
 from blindspot.config import ModelConfig
 from blindspot.model import Params, embed, mask_tokens, position_wise, query_key_matrix
-from blindspot.objectives import classification_loss_at_features, reconstruction_loss_at_features
-
-OBJECTIVES = ("classification", "reconstruction")
+from blindspot.objectives import check_objective, classification_loss_at_features, reconstruction_loss_at_features
 
 
 class ScoreFactors(NamedTuple):
@@ -96,11 +94,7 @@ def _uniform_factors(params, config, objective, tokens, target):
 
 
 def _check(params, config, objective, tokens, target):
-    check_choice("objective", objective, OBJECTIVES)
-    if objective == "classification":
-        config.check_batch(tokens, labels=target)
-    else:
-        config.check_batch(tokens, masks=target)
+    check_objective(config, objective, tokens, target)
     check_uniform_attention(params)
 
 

@@ -22,11 +22,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_choice, check_int
+from blindspot.checks import check_int
 from blindspot.config import ModelConfig
-from blindspot.fast_paths import OBJECTIVES, ScoreFactors
+from blindspot.fast_paths import ScoreFactors
 from blindspot.model import Params, embed, mask_tokens, positions, query_key_matrix, scores_from_query_key
-from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.objectives import check_objective, classification_loss_at_scores, reconstruction_loss_at_scores
 from blindspot.tolerances import rank_tolerance
 
 
@@ -61,14 +61,6 @@ class Visibility(NamedTuple):
     tolerance: float
 
 
-def _check_objective(config, objective, tokens, target):
-    check_choice("objective", objective, OBJECTIVES)
-    if objective == "classification":
-        config.check_batch(tokens, labels=target)
-    else:
-        config.check_batch(tokens, masks=target)
-
-
 def _loss_of_query_key(params, config, objective, w, x, t):
     if objective == "classification":
         return classification_loss_at_scores(params, config, x, t, scores_from_query_key(w, params, config, x))
@@ -101,7 +93,7 @@ def score_gradients(
     (b, n) and the scores are those of the masked input. Autodiff through the softmax: $O(n^2 d)$
     per sample; see ``fast_paths`` for the closed forms at uniform attention.
     """
-    _check_objective(config, objective, tokens, target)
+    check_objective(config, objective, tokens, target)
     return _score_gradients_jit(params, config, objective, tokens, target)
 
 
@@ -140,7 +132,7 @@ def query_key_gradients(
     $O(n d r)$, with $H_b$ the (masked) input embedding and $c = 1/\sqrt d$ for content+position
     scores, or $H = P$ and $c = 1$ for position-only scores.
     """
-    _check_objective(config, objective, tokens, target)
+    check_objective(config, objective, tokens, target)
     if factors is None:
         w = query_key_matrix(params)
         one = jax.grad(lambda w_, x, t: _loss_of_query_key(params, config, objective, w_, x, t))

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from blindspot.checks import check_choice
 from blindspot.config import ModelConfig
 from blindspot.model import Params, class_logits_at_scores, features_at_scores, mask_tokens, pool, scores
 
@@ -117,3 +118,27 @@ def accuracy(
         return jnp.argmax(class_logits_at_scores(params, config, x, scores(params, config, x))).astype(jnp.int32)
 
     return jnp.mean(jax.vmap(predict)(tokens) == jnp.asarray(labels).astype(jnp.int32))
+
+
+OBJECTIVES = ("classification", "reconstruction")
+
+
+def check_objective(config: ModelConfig, objective: str, tokens, target) -> None:
+    """Refuse an unknown objective name or a batch that does not fit it (labels or masks)."""
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "classification":
+        config.check_batch(tokens, labels=target)
+    else:
+        config.check_batch(tokens, masks=target)
+
+
+def shared_score_loss(params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array):
+    r"""Batch-mean loss as a function of one score matrix $S$ shared by every sequence of the batch.
+
+    ``objective="classification"``: ``target`` are labels (b,); ``"reconstruction"``: boolean masks
+    (b, n). Returns $S \mapsto \frac1b \sum_b L_b(S)$, the score-space view of a batch used by the
+    curvature and Taylor analyses (P3, P7).
+    """
+    check_objective(config, objective, tokens, target)
+    one = classification_loss_at_scores if objective == "classification" else reconstruction_loss_at_scores
+    return lambda s: jnp.mean(jax.vmap(lambda x, t: one(params, config, x, t, s))(tokens, target))

@@ -8,11 +8,9 @@ query-key (parameter-space) gradient and, with ``--hessian``, the Hessian restri
 """
 
 import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import jax
@@ -21,6 +19,7 @@ import numpy as np
 
 from blindspot import curvature, data, directions, fast_paths, jacobian, taylor
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
+from blindspot.io import write_json_atomic
 from blindspot.model import (
     class_logits_at_scores,
     features_at_scores,
@@ -421,20 +420,6 @@ def _fmt(value):
     return f"{value:.4g}"
 
 
-def write_json(path: str, report: dict) -> None:
-    """Write ``report`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(report, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args) -> dict:
     """Build the model and batch from parsed options and return the full report (no printing)."""
     config = _check_options(args)
@@ -480,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     _print_table(report)
     if args.json:
-        write_json(args.json, report)
+        write_json_atomic(args.json, report)
     return 0
 
 

@@ -1,11 +1,11 @@
-"""Shared helpers of the derivation scripts: LaTeX formatting and atomic writing."""
+"""Shared helpers of the derivation scripts: LaTeX formatting, exact checks, the common ``main``."""
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import sympy as sp
+
+from blindspot.io import write_text_atomic
 
 
 def tex(expr) -> str:
@@ -19,16 +19,8 @@ def check(condition: bool, what: str) -> None:
         raise AssertionError(f"derivation step failed: {what}")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(script: str, markdown) -> None:
     """Entry point of one derivation script: write ``<script>.md`` beside it."""
     path = Path(script).with_suffix(".md")
-    write_atomic(path, markdown())
+    write_text_atomic(path, markdown())
     print(f"wrote {path}", file=sys.stderr)

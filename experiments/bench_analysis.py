@@ -1,7 +1,7 @@
 r"""Benchmarks of the analysis toolkit, printed as one JSON object (issue 4, item 7).
 
 (a) restricted Hessian on ``toeplitz`` vs dense ``jax.hessian`` then projection, n = 24, and (b) one HVP
-vs one gradient, n = 256: ``curvature_benchmarks`` of ``experiments/bench_curvature.py``, run here.
+vs one gradient, n = 256: ``curvature_benchmarks`` of ``experiments/bench_curvature.py``.
 (c) closed-form (factored) per-sample score gradients vs autodiff through the softmax, n = 1024.
 (d) wall time and peak resident memory of a first-order probe (``--taylor-order 0``) at n = 1024,
 d = 64, batch 64 and at n = 4096, each in a fresh subprocess (peak RSS = ``ru_maxrss``).
@@ -11,7 +11,6 @@ Timings are best-of-``repeats`` after a warm-up call (compilation excluded), eac
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,11 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from experiments.bench_curvature import best_time, curvature_benchmarks  # noqa: E402
 
 PROBE_RUN = """
 import json, resource, sys, time
@@ -33,17 +35,6 @@ code = probe.main(sys.argv[1:])
 print("BENCH " + json.dumps({"exit": code, "seconds": time.perf_counter() - start,
       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-
-
-def best_time(fn, *args, repeats: int) -> float:
-    """Best wall time of ``fn(*args)`` over ``repeats`` calls after one warm-up (compile) call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def fast_vs_autodiff(n: int, *, batch: int, d: int, repeats: int) -> dict:
@@ -106,17 +97,6 @@ def probe_run(n: int, *, d: int, batch: int) -> dict:
     }
 
 
-def curvature_part(quick: bool) -> dict:
-    """Run (a), (b): the curvature helper's ``curvature_benchmarks`` when ``bench_curvature.py`` is present."""
-    path = HERE / "bench_curvature.py"
-    if not path.exists():
-        return {"skipped": "experiments/bench_curvature.py not present"}
-    spec = importlib.util.spec_from_file_location("bench_curvature", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.curvature_benchmarks(quick)
-
-
 def main(argv=None) -> None:
     """Command line: ``python experiments/bench_analysis.py [--quick] [--skip-curvature]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -134,7 +114,7 @@ def main(argv=None) -> None:
         "quick": args.quick,
     }
     if not args.skip_curvature:
-        report["curvature"] = curvature_part(args.quick)
+        report["curvature"] = curvature_benchmarks(args.quick)
     report["c_fast_vs_autodiff"] = fast_vs_autodiff(256 if args.quick else 1024, batch=8, d=64, repeats=repeats)
     sizes = [(256, 16), (512, 16)] if args.quick else [(1024, 64), (4096, 64)]
     report["d_first_order_probe"] = [probe_run(n, d=64, batch=b) for n, b in sizes]

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from blindspot import ModelConfig, directions, init
 from blindspot.curvature import hvp, restricted_hessian
 from blindspot.data import iid_tokens, sample_masks
-from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.objectives import shared_score_loss
 from blindspot.tolerances import close_tolerance
 
 RESTRICTED_N = 24
@@ -47,15 +47,10 @@ def score_losses(n: int, key: jax.Array) -> dict:
     labels = jax.random.randint(keys[2], (BATCH,), 0, config.classes, jnp.int32)
     masks = sample_masks(keys[3], BATCH, n, config.mask_rate)
 
-    def classification(s):
-        one = lambda x, y: classification_loss_at_scores(params, config, x, y, s)  # noqa: E731
-        return jnp.mean(jax.vmap(one)(tokens, labels))
-
-    def reconstruction(s):
-        one = lambda x, m: reconstruction_loss_at_scores(params, config, x, m, s)  # noqa: E731
-        return jnp.mean(jax.vmap(one)(tokens, masks))
-
-    return {"classification": classification, "reconstruction": reconstruction}
+    return {
+        "classification": shared_score_loss(params, config, "classification", tokens, labels),
+        "reconstruction": shared_score_loss(params, config, "reconstruction", tokens, masks),
+    }
 
 
 def best_time(fn, *args, repeats: int) -> float:

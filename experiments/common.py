@@ -5,8 +5,6 @@ as ``<root>/<name>.png`` and ``<root>/<name>.pdf``; ``root`` defaults to ``paper
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -15,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from blindspot.io import write_atomic, write_json_atomic  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "paper_figs"
@@ -35,29 +35,9 @@ def data_dir(name: str, root=None) -> Path:
     return path
 
 
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_json(path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    _atomic(path, write)
+    """Write ``obj`` as indented JSON with sorted keys, atomically."""
+    write_json_atomic(path, obj, sort_keys=True)
 
 
 def read_json(path):
@@ -73,23 +53,13 @@ def write_npz(path, **arrays) -> None:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def read_npz(path) -> dict:
     """Read an ``.npz`` into a dictionary of numpy arrays."""
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
-
-
-def write_text(path, text: str) -> None:
-    """Write a text file atomically."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    _atomic(path, write)
 
 
 def save_figure(fig, name: str, root=None) -> list[Path]:
@@ -99,7 +69,9 @@ def save_figure(fig, name: str, root=None) -> list[Path]:
     for ext in ("png", "pdf"):
         path = root / f"{name}.{ext}"
         metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        _atomic(path, lambda tmp, ext=ext, m=metadata: fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=m))
+        write_atomic(
+            path, lambda tmp, ext=ext, m=metadata: fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=m)
+        )
         paths.append(path)
     plt.close(fig)
     return paths

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from blindspot.io import write_text_atomic
 from experiments import _dynamics
-from experiments.common import read_json, read_npz, write_json, write_text
+from experiments.common import read_json, read_npz, write_json
 
 DATASETS = {"synthetic": "training_dynamics_synthetic", "digits": "training_dynamics_digits"}
 HEADLINE_INIT = "zero"
@@ -396,4 +397,4 @@ def write_results(root) -> None:
     for path, section in sections:
         if (root / path).exists():
             lines += section(root)
-    write_text(root / "RESULTS.md", "\n".join(lines))
+    write_text_atomic(root / "RESULTS.md", "\n".join(lines))

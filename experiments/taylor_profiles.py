@@ -24,7 +24,7 @@ from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import paired_task, sample_masks  # noqa: E402
 from blindspot.directions import circulant, proximity_kernel  # noqa: E402
 from blindspot.model import init  # noqa: E402
-from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores  # noqa: E402
+from blindspot.objectives import shared_score_loss  # noqa: E402
 from blindspot.taylor import taylor_coefficients  # noqa: E402
 from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
 
@@ -59,15 +59,11 @@ def batch_losses(s: dict, key):
     copy = ModelConfig(n=s["n"], d=s["d"], vocab=s["vocab"], reconstruction="copy")
     p_plain, p_mlp, p_copy = init(k_init, plain), init(k_init, with_mlp), init(k_init, copy)
 
-    def cls(params, config):
-        return lambda x: jnp.mean(
-            jax.vmap(lambda t, y: classification_loss_at_scores(params, config, t, y, x))(tokens, labels)
-        )
-
-    def rec(x):
-        return jnp.mean(jax.vmap(lambda t, m: reconstruction_loss_at_scores(p_copy, copy, t, m, x))(tokens, masks))
-
-    return cls(p_plain, plain), cls(p_mlp, with_mlp), rec
+    return (
+        shared_score_loss(p_plain, plain, "classification", tokens, labels),
+        shared_score_loss(p_mlp, with_mlp, "classification", tokens, labels),
+        shared_score_loss(p_copy, copy, "reconstruction", tokens, masks),
+    )
 
 
 def compute(small: bool = False, root=None) -> None:

@@ -17,7 +17,7 @@ from blindspot.curvature import (
 )
 from blindspot.data import iid_tokens, sample_masks
 from blindspot.model import class_logits_at_scores
-from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.objectives import shared_score_loss
 from blindspot.tolerances import close_tolerance
 
 N, D, BATCH = 5, 4, 3
@@ -25,14 +25,10 @@ F64 = jnp.float64
 
 
 def score_loss(config, data):
-    """Mean score-space loss over a small batch sharing one score matrix S: classification when the
-    targets are integer labels, reconstruction when they are boolean masks."""
+    """Mean score-space loss of a small batch sharing one S; the target dtype picks the objective."""
     params, tokens, targets = data
-    if targets.dtype == jnp.bool_:
-        one = lambda s, x, m: reconstruction_loss_at_scores(params, config, x, m, s)  # noqa: E731
-    else:
-        one = lambda s, x, y: classification_loss_at_scores(params, config, x, y, s)  # noqa: E731
-    return lambda s: jnp.mean(jax.vmap(one, in_axes=(None, 0, 0))(s, tokens, targets))
+    objective = "reconstruction" if targets.dtype == jnp.bool_ else "classification"
+    return shared_score_loss(params, config, objective, tokens, targets)
 
 
 def logits_and_loss(config, data):

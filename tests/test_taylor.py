@@ -9,7 +9,7 @@ import sympy as sp
 
 from blindspot import ModelConfig, init
 from blindspot.data import iid_tokens, sample_masks
-from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.objectives import shared_score_loss
 from blindspot.taylor import taylor_coefficients, taylor_coefficients_nested_jvp
 from blindspot.tolerances import close_tolerance
 
@@ -18,14 +18,10 @@ F64 = jnp.float64
 
 
 def score_loss(config, data):
-    """Mean score-space loss over a small batch sharing one score matrix S: classification when the
-    targets are integer labels, reconstruction when they are boolean masks."""
+    """Mean score-space loss of a small batch sharing one S; the target dtype picks the objective."""
     params, tokens, targets = data
-    if targets.dtype == jnp.bool_:
-        one = lambda s, x, m: reconstruction_loss_at_scores(params, config, x, m, s)  # noqa: E731
-    else:
-        one = lambda s, x, y: classification_loss_at_scores(params, config, x, y, s)  # noqa: E731
-    return lambda s: jnp.mean(jax.vmap(one, in_axes=(None, 0, 0))(s, tokens, targets))
+    objective = "reconstruction" if targets.dtype == jnp.bool_ else "classification"
+    return shared_score_loss(params, config, objective, tokens, targets)
 
 
 # Jitted once per configuration and shape, reused across seeds (data is a traced argument).
