@@ -57,7 +57,7 @@ def _batch(config: ModelConfig, seed: int, batch: int, *, rho: float = 0.7):
 
 def measure_p1(full: bool, seed: int):
     """P1: softmax Jacobian, its rank at uniform attention, and the row-constant gauge."""
-    n = 64 if full else 8
+    n = 256 if full else 8
     rng = np.random.default_rng(seed)
     row_symbols = sp.Matrix([sp.symbols(f"s0:{4}", real=True)])
     jac_expr = symbolic.softmax_jacobian(symbolic.row_softmax(row_symbols))
@@ -167,7 +167,7 @@ def _p3_setup(config, seed, batch=4):
 
 def measure_p3(full: bool, seed: int):
     """P3: circulant scores give doubly stochastic attention, so L_cls is flat along them to all orders."""
-    n = 64 if full else 8
+    n = 256 if full else 8
     config = ModelConfig(n=n, d=4, vocab=4)
     loss = _p3_setup(config, seed)
     rng = np.random.default_rng(seed)
@@ -295,7 +295,7 @@ def _p5_gradients(config, seed, batch):
 
 def measure_p5(full: bool, seed: int):
     """P5: for S = P W P^T at W = 0, dL/dW = (1/n)(P^T 1)((u - u_bar 1)^T P): rank one, zero if P is centred."""
-    n, d = (64, 8) if full else (8, 4)
+    n, d = (256, 8) if full else (8, 4)
     batch = 8
 
     def config(centred):
@@ -304,14 +304,17 @@ def measure_p5(full: bool, seed: int):
     params, tokens, labels, g_raw, raw_size = _p5_gradients(config(False), seed, batch)
     p = sp.Matrix(np.asarray(positions(params)))
     w = np.asarray(classification_column_factors(params, config(False), tokens, labels))  # w = (u - u_bar 1)/n
-    # the SymPy formula evaluated at the float64 point (SymPy floats carry 53-bit precision)
-    predicted = np.stack([np.array(symbolic.positional_gradient(p, sp.Matrix(n * w_b)), dtype=float) for w_b in w])
+    # the SymPy formula evaluated at the float64 point (SymPy floats carry 53-bit precision), two samples
+    checked = 2
+    predicted = np.stack(
+        [np.array(symbolic.positional_gradient(p, sp.Matrix(n * w_b)), dtype=float) for w_b in w[:checked]]
+    )
     rank = max(numerical_rank(g).rank for g in g_raw)
     size_name = "max ||dL/dW||_F / (sqrt(n) ||P||_2^2 ||w||)"
     evidence = [
         Evidence(
-            "autodiff dL/dW vs SymPy (1/n)(P^T 1)((u - u_bar 1)^T P), u from the fast path (rel. diff.)",
-            _relative(g_raw, predicted),
+            "autodiff dL/dW vs SymPy (1/n)(P^T 1)((u - u_bar 1)^T P), u from the fast path, 2 samples (rel. diff.)",
+            _relative(g_raw[:checked], predicted),
             0.0,
             _tol(n * d),
         ),
@@ -340,7 +343,7 @@ def _copy_gradient_mean(config, tokens, masks):
 
 def measure_p6(full: bool, seed: int):
     """P6: reconstruction gradients span all n(n-1) non-gauge directions; their mean follows the lag agreement."""
-    n = 12 if full else 6
+    n = 16 if full else 6
     config = ModelConfig(n=n, d=4, vocab=3, mask_rate=2 / n)
     batch = n * n
     params, tokens, _, masks = _batch(config, seed, batch)
