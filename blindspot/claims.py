@@ -352,7 +352,7 @@ def measure_p6(full: bool, seed: int):
     fast = dense_gradients(uniform_score_factors(params, config, "reconstruction", tokens, masks))
 
     copy = ModelConfig(n=n, d=4, vocab=3, mask_rate=2 / n, reconstruction="copy")
-    samples, rho = 40000, 0.6
+    samples, rho = (160000 if full else 40000), 0.6
     k = jax.random.split(jax.random.key(seed + 1000), 3)
     masks_mc = sample_masks(k[0], samples, n, copy.mask_rate)
     lags = np.arange(n)[:, None] - np.arange(n)[None, :]
