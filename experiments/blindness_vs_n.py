@@ -37,7 +37,15 @@ from blindspot import directions, fast_paths, jacobian  # noqa: E402
 from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import iid_tokens, sample_masks  # noqa: E402
 from blindspot.model import init  # noqa: E402
-from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
+from experiments.common import (  # noqa: E402
+    compute_and_plot,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    write_json,
+    write_npz,
+)
 
 NAME = Path(__file__).stem
 FAMILIES = ("band_1", "band_2", "toeplitz", "circulant")
@@ -138,10 +146,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ def setup() -> None:
     jax.config.update("jax_default_matmul_precision", "highest")
 
 
+def compute_and_plot(compute, plot, small: bool, root=None) -> list[Path]:
+    """Body of every figure script's ``main``: configure JAX, compute the data, plot it."""
+    setup()
+    compute(small, root)
+    return plot(root)
+
+
 def data_dir(name: str, root=None) -> Path:
     """Folder ``<root>/<name>/`` for the data of the figure ``name`` (created)."""
     path = Path(root or DEFAULT_ROOT) / name

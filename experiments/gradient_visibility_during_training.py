@@ -28,7 +28,16 @@ from blindspot import directions, jacobian  # noqa: E402
 from blindspot.data import paired_task  # noqa: E402
 from blindspot.training import Dataset, train  # noqa: E402
 from experiments import training_dynamics_synthetic as synthetic  # noqa: E402
-from experiments.common import band, data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
+from experiments.common import (  # noqa: E402
+    band,
+    compute_and_plot,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    write_json,
+    write_npz,
+)
 
 NAME = Path(__file__).stem
 FAMILIES = ("band_1", "band_2", "toeplitz", "circulant", "proximity")
@@ -148,10 +157,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,15 @@ from blindspot.directions import first_step_cosine  # noqa: E402
 from blindspot.model import init  # noqa: E402
 from blindspot.objectives import classification_loss, reconstruction_loss  # noqa: E402
 from blindspot.tolerances import rank_tolerance  # noqa: E402
-from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
+from experiments.common import (  # noqa: E402
+    compute_and_plot,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    write_json,
+    write_npz,
+)
 
 NAME = Path(__file__).stem
 ENCODINGS = (("sinusoidal", False), ("sinusoidal", True), ("random", False), ("random", True))
@@ -148,10 +156,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.curvature import gauss_newton_split  # noqa: E402
 from blindspot.data import paired_task, sample_masks  # noqa: E402
 from blindspot.model import class_logits_at_scores, features_at_scores, init, mask_tokens  # noqa: E402
-from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
+from experiments.common import (  # noqa: E402
+    compute_and_plot,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    write_json,
+    write_npz,
+)
 
 NAME = Path(__file__).stem
 OBJECTIVES = ("classification, no MLP", "classification, tanh MLP", "reconstruction, tanh MLP")
@@ -141,10 +149,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":

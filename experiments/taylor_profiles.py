@@ -26,7 +26,15 @@ from blindspot.directions import circulant, proximity_kernel  # noqa: E402
 from blindspot.model import init  # noqa: E402
 from blindspot.objectives import shared_score_loss  # noqa: E402
 from blindspot.taylor import taylor_coefficients  # noqa: E402
-from experiments.common import data_dir, read_json, read_npz, save_figure, setup, write_json, write_npz  # noqa: E402
+from experiments.common import (  # noqa: E402
+    compute_and_plot,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    write_json,
+    write_npz,
+)
 
 NAME = Path(__file__).stem
 OBJECTIVES = ("classification, no MLP", "classification, tanh MLP", "reconstruction (copy)")
@@ -137,10 +145,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import digits  # noqa: E402
 from blindspot.training import Dataset, TrainSettings  # noqa: E402
 from experiments import _dynamics  # noqa: E402
-from experiments.common import setup  # noqa: E402
+from experiments.common import compute_and_plot  # noqa: E402
 
 NAME = Path(__file__).stem
 LEVELS = 4
@@ -45,10 +45,8 @@ def plot(root=None):
 
 
 def main(small: bool = False, root=None):
-    """Compute (resumable) and plot."""
-    setup()
-    compute(small, root)
-    return plot(root)
+    """Compute (``small``: smoke-test sizes) and plot; return the figure paths."""
+    return compute_and_plot(compute, plot, small, root)
 
 
 if __name__ == "__main__":
