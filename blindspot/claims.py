@@ -19,7 +19,7 @@ from blindspot import symbolic
 from blindspot.config import ModelConfig
 from blindspot.curvature import gauss_newton_split
 from blindspot.data import iid_tokens, lag_agreement, markov_tokens, sample_masks
-from blindspot.directions import band, circulant, family, first_step_cosine, statistics
+from blindspot.directions import band, circulant, factor_statistics, family, first_step_cosine, statistics
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.fast_paths import classification_column_factors, dense_gradients, uniform_score_factors
 from blindspot.jacobian import numerical_rank, query_key_gradients, score_gradients, span, visible_fraction
@@ -237,10 +237,11 @@ def measure_p4(full: bool, seed: int):
     bparams, btokens, blabels, _ = _batch(big, seed, 3 * n_fast)
     w = classification_column_factors(bparams, big, btokens, blabels)
     big_span = span(math.sqrt(n_fast) * w, size=n_fast * n_fast)
-    band_stats = jnp.einsum("i,bj->bij", jnp.ones(n_fast, F64), w)  # dense only for coordinates of bands
+    # statistics of the gradients 1 w_b^T from their factors, never forming the (b, n, n) stack
+    band_stats = factor_statistics(jnp.ones((*w.shape, 1), F64), w[..., None])
     worst = 0.0
     for k in (1, 2, n_fast // 4, n_fast // 2, n_fast - 1):
-        measured = visible_fraction(big_span, family(f"band_{k}", n_fast).coordinates(statistics(band_stats))).fraction
+        measured = visible_fraction(big_span, family(f"band_{k}", n_fast).coordinates(band_stats)).fraction
         closed = float(symbolic.band_visible_fraction(n_fast, k))
         worst = max(worst, abs(measured - closed) / max(closed, eps(F64)))
     evidence = [
@@ -403,14 +404,14 @@ def _p7_setup(config, seed):
     c = np.tensordot(rng.standard_normal(config.n), basis, axes=1)
     unit = jnp.asarray(c / np.linalg.norm(c))
     coefficients = np.asarray(taylor_coefficients(loss, jnp.zeros((config.n, config.n), F64), unit, 2))
-    return params, x, y, loss, unit, coefficients
+    return params, x, y, unit, coefficients
 
 
 def measure_p7(full: bool, seed: int):
     """P7: with a tanh MLP the circulant family is first-order blind but curved; without it, flat."""
     n = 16 if full else 6
     config = ModelConfig(n=n, d=3, vocab=4, mlp=4)
-    params, x, y, loss, unit, coefficients = _p7_setup(config, seed)
+    params, x, y, unit, coefficients = _p7_setup(config, seed)
     base = abs(float(coefficients[0]))
 
     values = sp.Matrix(np.asarray(embed(params, x) @ params.value))
@@ -432,12 +433,8 @@ def measure_p7(full: bool, seed: int):
     def outputs(s):
         return pool(config, features_at_scores(params, config, x, s))
 
-    def loss_of_outputs(z):
-        return (
-            classification_loss_at_features(params, config, z[None, :], y)
-            if config.pooling != "mean"
-            else (-jax.nn.log_softmax(z @ params.classifier.weight + params.classifier.bias)[y])
-        )
+    def loss_of_outputs(z):  # z is already pooled: one feature row pools to itself
+        return classification_loss_at_features(params, config, z[None, :], y)
 
     split = gauss_newton_split(outputs, loss_of_outputs, jnp.zeros((n, n), F64), unit[None])
     hessian_coefficient = 0.5 * float(split.total[0, 0])
@@ -463,7 +460,7 @@ def measure_p7(full: bool, seed: int):
         ),
         Evidence("|second-order coefficient| (jet): non-zero", abs(float(coefficients[2])), 0.0, tiny, "greater"),
     ]
-    flat = _p7_setup(ModelConfig(n=n, d=3, vocab=4), seed)[5]
+    flat = _p7_setup(ModelConfig(n=n, d=3, vocab=4), seed)[4]
     control = Control(
         "no MLP (no position-wise nonlinearity)",
         Evidence(
