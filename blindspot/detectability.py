@@ -68,6 +68,21 @@ def moments(coordinates: Float[Array, "b k"], *, covariance: bool = True) -> Mom
     return Moments(int(c.shape[0]), c.sum(axis=0), second)
 
 
+def norm_moments(count: int, mean_norm: float, squared_norm_sum: float) -> Moments:
+    r"""Moments of B whole gradients from norms only: $\lVert \bar g\rVert$ and $\sum_s \lVert g_s\rVert^2$.
+
+    Notes
+    -----
+    Without the covariance, :func:`estimate` needs only $\lVert \sum_s g_s\rVert$ and
+    $\sum_s \lVert g_s\rVert^2$, so the sum is written in a frame whose first axis is $\bar g$: the
+    whole gradient's signal and noise (for :func:`share`) from factored samples, whose dense
+    $n^2$-vectors are never formed.
+    """
+    check_finite("mean_norm", np.asarray(mean_norm))
+    check_finite("squared_norm_sum", np.asarray(squared_norm_sum))
+    return Moments(int(count), jnp.asarray([count * mean_norm]), jnp.asarray(squared_norm_sum))
+
+
 def combine(a: Moments, b: Moments) -> Moments:
     """Moments of the union of two blocks (same family, same covariance setting)."""
     if a.total.shape != b.total.shape or jnp.shape(a.second) != jnp.shape(b.second):

@@ -8,7 +8,7 @@ import pytest
 
 from blindspot.config import ModelConfig
 from blindspot.data import markov_tokens, sample_masks
-from blindspot.detectability import combine, estimate, moments, share, signal_squared_variance
+from blindspot.detectability import combine, estimate, moments, norm_moments, share, signal_squared_variance
 from blindspot.directions import family, statistics
 from blindspot.jacobian import score_gradients
 from blindspot.model import init
@@ -118,6 +118,15 @@ def test_copy_readout_detectability_against_enumeration_over_all_sequences(name)
     assert abs(est.signal_squared - mu @ mu) <= Z * math.sqrt(signal_squared_variance(mu, sigma, b))
     assert abs(est.noise - np.trace(sigma)) <= Z * noise_sd / math.sqrt(b)
     assert mu @ mu > 0.0  # the law has a signal along this family: the test can tell estimates apart
+
+
+def test_norm_moments_give_the_estimates_of_the_dense_vectors():
+    g = np.random.default_rng(6).standard_normal((9, 5)) + 0.3
+    dense = estimate(moments(jnp.asarray(g), covariance=False))
+    norms = estimate(norm_moments(9, float(np.linalg.norm(g.mean(0))), float(np.sum(g**2))))
+    tol = close_tolerance(np.float64, g.size)
+    assert norms.signal_squared == pytest.approx(dense.signal_squared, rel=tol)
+    assert norms.noise == pytest.approx(dense.noise, rel=tol)
 
 
 def test_share_and_undefined_cases():
