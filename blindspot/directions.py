@@ -239,6 +239,7 @@ def remove_gauge(x: Float[Array, "... n n"]) -> Float[Array, "... n n"]:
     return x - x.mean(-1, keepdims=True)
 
 
+@jax.jit
 def _helmert_coordinates(v: Float[Array, "... n"]) -> Float[Array, "... m"]:
     r"""Coordinates $\langle v, q_l \rangle$ in the Helmert basis of $\mathbf 1^\perp$ (``_helmert``) in $O(n)$."""
     level = jnp.arange(1, v.shape[-1], dtype=v.dtype)
@@ -246,8 +247,10 @@ def _helmert_coordinates(v: Float[Array, "... n"]) -> Float[Array, "... m"]:
     return (prefix - level * v[..., 1:]) / jnp.sqrt(level * (level + 1.0))
 
 
-def _circulant_coordinates(t: Float[Array, "... m"], n: int) -> Float[Array, "... n"]:
+@jax.jit
+def _circulant_coordinates(t: Float[Array, "... m"]) -> Float[Array, "... n"]:
     r"""$\langle X, C_k \rangle = (t_k + t_{k-n}) / \sqrt n$ from the diagonal sums t."""
+    n = (t.shape[-1] + 1) // 2
     lower = jnp.concatenate([jnp.zeros_like(t[..., :1]), t[..., : n - 1]], axis=-1)
     return (t[..., n - 1 :] + lower) / math.sqrt(n)
 
@@ -295,7 +298,8 @@ def _pair_orthonormal(y: Float[Array, "... m"], n: int) -> Float[Array, "... m"]
     return _semiseparable_solve(y, *(jnp.asarray(f, y.dtype) for f in _pair_factor(n)))
 
 
-def _pair_coordinates(st: Statistics, n: int) -> Float[Array, "... m"]:
+@jax.jit
+def _pair_coordinates(st: Statistics) -> Float[Array, "... m"]:
     r"""Orthonormal coordinates of the projected pairs from $y_a = \langle X, (I - \Pi_g) A_a \rangle / \sqrt n$.
 
     Notes
@@ -304,6 +308,7 @@ def _pair_coordinates(st: Statistics, n: int) -> Float[Array, "... m"]:
     + a \sum_i r_i / n$ (the row sums of $A_a$ are $n \mathbf 1_{[0, a)} - a \mathbf 1$).
     """
     t, r = st.diagonals, st.rows
+    n = r.shape[-1]
     a = jnp.arange(1, n, dtype=t.dtype)
     upper = t[..., n:][..., ::-1]  # offsets n - a
     lower = t[..., : n - 1][..., ::-1]  # offsets -a
@@ -338,28 +343,46 @@ def _one_direction(name: str, n: int, dtype):
     raise ValueError(f"family name must be one of {{{', '.join(FAMILY_NAMES)}}}, got {name!r}")
 
 
-def _one_direction_family(name, n, part, weights, dense) -> Family:
-    if part == "whole":
-        return Family(name, n, part, 1, lambda st: (st.diagonals @ weights)[..., None], dense)
-    # q - c 11^T has the same non-gauge part; c = <q, 11^T>/n^2 removes most of a near-gauge q (large
-    # proximity lengths), so the norm below does not cancel catastrophically
+@jax.jit
+def _non_gauge_direction(weights: Float[Array, " m"]) -> tuple[Array, Array, Array]:
+    r"""Diagonal weights of $q - c \mathbf 1 \mathbf 1^\top$, its row sums and $\lVert (I - \Pi_g) q \rVert_F$.
+
+    Notes
+    -----
+    $q - c \mathbf 1 \mathbf 1^\top$ has the same non-gauge part as q; $c = \langle q, \mathbf 1 \mathbf 1^\top
+    \rangle / n^2$ removes most of a near-gauge q (long proximity lengths), so that the norm
+    $\lVert q \rVert_F^2 - \lVert q \mathbf 1 \rVert^2 / n$ does not cancel catastrophically.
+    """
+    n = (weights.shape[0] + 1) // 2
     depth = _depth(n, weights.dtype)
     centred = weights - (weights @ depth) / n**2
     rows = _diagonal_row_sums(centred, n)
-    norm = jnp.sqrt(centred**2 @ depth - rows @ rows / n)
+    return centred, rows, jnp.sqrt(centred**2 @ depth - rows @ rows / n)
+
+
+@jax.jit
+def _direction_coordinates(st: Statistics, centred, rows, norm) -> Float[Array, "... 1"]:
+    r"""Coordinate $\langle X, (I - \Pi_g) q \rangle / \lVert (I - \Pi_g) q \rVert_F$ from the statistics of X."""
+    return ((st.diagonals @ centred - st.rows @ rows / st.rows.shape[-1]) / norm)[..., None]
+
+
+def _one_direction_family(name, n, part, weights, dense) -> Family:
+    if part == "whole":
+        return Family(name, n, part, 1, lambda st: (st.diagonals @ weights)[..., None], dense)
+    centred, rows, norm = _non_gauge_direction(weights)
     return Family(
         name,
         n,
         part,
         1,
-        lambda st: ((st.diagonals @ centred - st.rows @ rows / n) / norm)[..., None],
+        lambda st: _direction_coordinates(st, centred, rows, norm),
         lambda: remove_gauge(dense()) / norm,
     )
 
 
 def _circulant_family(n: int, part: str, dtype) -> Family:
     def whole(st):
-        return _circulant_coordinates(st.diagonals, n)
+        return _circulant_coordinates(st.diagonals)
 
     if part == "whole":
         return Family("circulant", n, part, n, whole, lambda: circulant(n, dtype=dtype))
@@ -381,8 +404,8 @@ def _toeplitz_family(n: int, part: str, dtype) -> Family:
         )
 
     def coordinates(st):
-        circulant_part = _helmert_coordinates(_circulant_coordinates(st.diagonals, n))
-        return jnp.concatenate([circulant_part, _pair_coordinates(st, n)], axis=-1)
+        circulant_part = _helmert_coordinates(_circulant_coordinates(st.diagonals))
+        return jnp.concatenate([circulant_part, _pair_coordinates(st)], axis=-1)
 
     return Family(
         "toeplitz",

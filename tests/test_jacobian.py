@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -88,8 +89,25 @@ def _dense_non_gauge_basis(name, n):
 
 
 def _band_gauge_share(n, k):
-    r"""||P_g B_k||_F^2 = sum_i c_i^2 / (2 n (n - k)), c_i in {1, 2} neighbours at distance k of row i."""
-    return (4 * n - 6 * k) / (2 * n * (n - k)) if 2 * k <= n else 1.0 / n
+    r"""||P_g B_k||_F^2 = sum_i c_i^2 / (n ||B_k||^2), c_i the number of neighbours at distance k of row i (exact)."""
+    c = [int(i >= k) + int(i + k <= n - 1) for i in range(n)]
+    return Fraction(sum(x * x for x in c), n * sum(c))
+
+
+def _band_non_gauge_fraction(n, k):
+    """cos^2((I - P_g) B_k, U), derived in derivations/THEORY.md (P4 on the non-gauge part)."""
+    if 2 * k <= n:
+        return Fraction(k * (n - 2 * k), n * (n * n - n * k - 2 * n + 3 * k))
+    return Fraction(2 * k - n, n * (n - 1))
+
+
+def test_non_gauge_band_closed_form_is_exact():
+    """U is orthogonal to the gauge: cos^2(B_k', U) = cos^2(B_k, U) / (1 - ||P_g B_k||^2), exactly, n <= 30."""
+    for n in range(2, 31):
+        for k in range(1, n):
+            whole = symbolic.band_visible_fraction_direct(n, k)  # exact rational from P4's definition
+            ratio = Fraction(int(whole.p), int(whole.q)) / (1 - _band_gauge_share(n, k))
+            assert ratio == _band_non_gauge_fraction(n, k), (n, k)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -108,7 +126,7 @@ def test_span_of_every_non_gauge_direction_reads_one(seed):
     tol = close_tolerance(x.dtype, n * n) * 10
     assert span.rank == n * (n - 1)
     whole = {"circulant": (n - 1) / n, "toeplitz": (n - 1) / n, "column_sum": 1.0, "gauge": 0.0}
-    whole |= {f"band_{k}": 1.0 - _band_gauge_share(n, k) for k in range(1, n)}
+    whole |= {f"band_{k}": float(1 - _band_gauge_share(n, k)) for k in range(1, n)}
     for name in ("gauge", "circulant", "toeplitz", "column_sum", *(f"band_{k}" for k in range(1, n)), "proximity"):
         got = jacobian.visible_fraction(span, directions.family(name, n).coordinates(stats)).fraction
         assert got == pytest.approx(0.0 if name == "gauge" else 1.0, abs=tol), name
@@ -129,9 +147,9 @@ def _toeplitz_fraction_in_column_sum_space(n):
 def test_column_sum_span_non_gauge_fractions(seed):
     """P3/P4 on the non-gauge parts: a span U (label gradients at uniform attention) vs dense principal angles.
 
-    Samples 1 w_b^T with w_b orthogonal to 1 span U = {1 w^T : w^T 1 = 0}, which is orthogonal to the gauge,
-    so cos^2(B_k', U) = cos^2(B_k, U) / (1 - ||P_g B_k||^2); the zero-sum circulants are orthogonal to U
-    (equal column sums), so the circulant family reads 0.
+    Samples 1 w_b^T with w_b orthogonal to 1 span U = {1 w^T : w^T 1 = 0}; bands read the closed form of
+    ``_band_non_gauge_fraction``; the zero-sum circulants are orthogonal to U (equal column sums), so the
+    circulant family reads 0; the whole bands keep P4's closed form.
     """
     n = 8
     rng = np.random.default_rng(seed)
@@ -144,7 +162,7 @@ def test_column_sum_span_non_gauge_fractions(seed):
     assert span.rank == n - 1
     closed = {"circulant": 0.0, "toeplitz": _toeplitz_fraction_in_column_sum_space(n)}
     for k in range(1, n):
-        closed[f"band_{k}"] = float(symbolic.band_visible_fraction(n, k)) / (1.0 - _band_gauge_share(n, k))
+        closed[f"band_{k}"] = float(_band_non_gauge_fraction(n, k))
     for name in (*closed, "proximity"):
         q_f = _dense_non_gauge_basis(name, n)
         dense = np.sum(np.linalg.svd(q_g @ q_f.T, compute_uv=False) ** 2) / len(q_f)  # cosines of principal angles
