@@ -5,6 +5,8 @@ along D. Stack the b per-sample gradients as the rows of $M \in \mathbb R^{b \ti
 score space); its row space is the gradient span $G$ with orthonormal basis $Q_G$, and for a family
 F with orthonormal basis $Q_F$ the *visible fraction* is $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$
 (0 = blind, 1 = fully visible), the mean squared cosine of the principal angles between F and G.
+Families are measured on their non-gauge part (``directions.family``): every gradient is orthogonal
+to the gauge $r \mathbf 1^\top$ (P1), so only there can the fraction reach 1.
 
 Everything is computed from the thin SVD $M = U \Sigma V^\top$ and the inner products
 $P = M Q_F^\top$ of the samples with the family: $Q_G^\top Q_F = \Sigma_r^{-1} U_r^\top P$. The samples
@@ -283,6 +285,14 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
 
     ``projections`` is $P = M Q_F^\top$, the inner products of each sample with the orthonormal family
     basis (``Family.coordinates`` of the samples' statistics); then $Q_G^\top Q_F = \Sigma_r^{-1} U_r^\top P$.
+
+    Notes
+    -----
+    Gradients are orthogonal to the gauge (P1), so the fraction can reach 1 only for a family orthogonal
+    to it: coordinates from ``directions.family(name, n)`` (its non-gauge part F') read 1 for a span
+    holding every non-gauge direction. Coordinates of the whole family (``part="whole"``) read at most
+    $\mathrm{tr} K / \dim F$, $K$ the Gram matrix of the gauge-projected basis (for example $(n-1)/n$
+    for the circulant family).
     """
     r = span_.rank
     k = projections.shape[1]
@@ -310,6 +320,9 @@ def expected_alignment_from_projections(projections: Float[Array, "b k"], mean_n
 
     The coordinates of $\bar g$ are the column means of P, so no dense gradient is needed; for
     factored samples $\lVert \bar g \rVert^2 = \mathbf 1^\top K \mathbf 1 / b^2$ with K the Gram matrix.
+    With the default (non-gauge) family coordinates this is the alignment with F' (for one direction q,
+    the signed cosine with $(I - \Pi_g) q$ normalised); for a gradient, orthogonal to the gauge (P1), it
+    is at least its alignment with the whole F, since $F' \oplus$ gauge $\supseteq F$.
     """
     return _alignment(projections.mean(axis=0), float(mean_norm))
 

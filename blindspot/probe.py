@@ -48,13 +48,19 @@ FIGURES = """reported figures (per objective):
   rank_tolerance       singular values below it count as zero: eps * max(b, n^2) * sigma_1
                        (square root of eps * max(b, n^2) * lambda_1 when the Gram route is used)
   families             per direction family F: dim and visible_fraction = ||Q_G^T Q_F||_F^2 / dim F
-                       (0 = first-order blind, 1 = fully visible); gauge is invisible to every loss
+                       (0 = first-order blind, 1 = fully visible), measured on the non-gauge part of F:
+                       Q_F spans (I - P_g) F, P_g X = X 1 1^T / n, so a span of every non-gauge direction
+                       reads 1 (circulant: the n-1 zero-sum circulants; toeplitz: dim 2n-2). The gauge
+                       r 1^T is invisible to every loss (P1): it has no non-gauge part, is measured whole
+                       and reads 0
   expected_alignment   per family: ||Q_F g_bar|| / ||g_bar|| for the mean gradient g_bar (signed cosine
-                       <g_bar, q>/||g_bar|| for one-dimensional families; negative = descent moves along +q)
+                       <g_bar, q>/||g_bar|| for one-dimensional families, q the unit non-gauge part;
+                       negative = descent moves along +q)
   taylor               c_0..c_K of t -> mean_b L_b(S_b + t D) along unit directions D: band_1, the
-                       symmetric wrap-around band circulant_1 and the proximity kernel (c_k = f^(k)(0)/k!)
-  restricted_hessian   (--hessian) per family: eigenvalues of Q_F^T H Q_F and Frobenius norms of its
-                       Gauss-Newton and functional parts
+                       symmetric wrap-around band circulant_1 and the non-gauge part of the proximity
+                       kernel (c_k = f^(k)(0)/k!)
+  restricted_hessian   (--hessian) per family: eigenvalues of Q_F^T H Q_F (Q_F as for families) and
+                       Frobenius norms of its Gauss-Newton and functional parts
   parameter_space      grad_rank: rank of the b per-sample gradients w.r.t. the query-key matrix W;
                        positional_identity_cosine: cosine of the mean W-gradient with the positional
                        identity P^+ P / ||P^+ P||_F (P8); 0 when the mean W-gradient is zero to rounding

@@ -3,20 +3,29 @@ r"""P4: visible fraction of the band, Toeplitz and circulant families as n grows
 At uniform attention ($W = 0$) the per-sample score gradients of a batch span a subspace $G$; the
 visible fraction of a family F is $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$
 (``jacobian.visible_fraction``, gradients in factored form from ``fast_paths``, so nothing of size
-$n^2$ per sample is formed). Classification: mean pooling, no residual, no MLP, batch $b = 2n$
-(enough to span the whole column-sum space $U$ of P4). Reconstruction: copy readout, batch
-$b = \min(2n^2, b_{max})$: its per-sample gradients span the non-gauge space (dimension $n(n-1)$,
-P6) only when the batch is large enough, so for large n the batch, not the loss, limits the
-measured fraction (the dotted line $b / (n(n-1))$ shows that limit).
+$n^2$ per sample is formed), measured on the non-gauge part $F' = (I - \Pi_g) F$ of each family
+(``directions.family``; ceiling 1, since every gradient is orthogonal to the gauge, P1).
+Classification: mean pooling, no residual, no MLP, batch $b = 2n$ (enough to span the whole
+column-sum space $U$ of P4). Reconstruction: copy readout, batch $b = \min(2n^2, b_{max})$: its
+per-sample gradients span the non-gauge space (dimension $n(n-1)$, P6) only when the batch is large
+enough, so for large n the batch, not the loss, limits the measured fraction (the dotted line
+$b / (n(n-1))$ shows that limit).
 
-Closed forms for classification when $G = U$ (derived here from P4's $\cos^2(D, U) =
-\lVert c - \bar c \mathbf 1 \rVert^2 / (n \lVert D \rVert_F^2)$, $c = D^\top \mathbf 1$):
+Closed forms for classification when $G = U$. P4 gives $\cos^2(D, U) =
+\lVert c - \bar c \mathbf 1 \rVert^2 / (n \lVert D \rVert_F^2)$, $c = D^\top \mathbf 1$, for the whole
+direction D; U is orthogonal to the gauge, so the non-gauge part reads
+$\cos^2(D, U) / (1 - \lVert \Pi_g D \rVert_F^2 / \lVert D \rVert_F^2)$:
 
 - band $B_k$ ($n \ge 2k$): column sums are 2 except $2k$ boundary columns with 1, so
-  $\lVert c - \bar c \rVert^2 = 2k(n - 2k)/n$, $\lVert B_k \rVert^2 = 2(n - k)$ and
-  $\cos^2 = k(n - 2k) / (n^2 (n - k))$;
-- Toeplitz (orthogonal diagonals $D_k$): $\cos^2(D_k, U) = |k| / n^2$, averaged over the $2n - 1$
-  diagonals: $(n - 1) / (n (2n - 1))$;
+  $\lVert c - \bar c \rVert^2 = 2k(n - 2k)/n$, $\lVert B_k \rVert^2 = 2(n - k)$ and whole
+  $\cos^2 = k(n - 2k) / (n^2 (n - k))$; the row sums are the same, so $\lVert \Pi_g B_k \rVert^2 =
+  (4n - 6k)/n$ and the non-gauge part reads $k(n - 2k) / (n (n^2 - nk - 2n + 3k))$;
+- Toeplitz: whole (orthogonal diagonals $D_k$, $\cos^2(D_k, U) = |k| / n^2$) $(n - 1) / (n (2n - 1))$.
+  Non-gauge part (dimension $2n - 2$): the zero-sum circulants are orthogonal to U and the pairs
+  $A_a = (n - a) D_{n-a} - a D_{-a}$ of ``directions.Family`` have Gram matrix
+  $M = \mathrm{diag}(a(n - a)) - \Gamma$ after projection and $\Gamma_{ab} = \min(a, b) - ab/n$ after
+  projection onto U, so it reads $\mathrm{tr}(M^{-1} \Gamma) / (2n - 2)$: exact at each n ($O(n^3)$),
+  no closed form in n (the trace tends to about 1.55);
 - circulant: every column sum is equal, so 0 (P3).
 
 Run: ``python experiments/blindness_vs_n.py [--small]``.
@@ -59,15 +68,23 @@ def settings(small: bool = False) -> dict:
     return {"ns": [8, 16, 32, 64, 128, 256, 512, 1024], "d": 16, "vocab": 4, "rec_batch": 512, "seeds": 1}
 
 
-def closed_form(name: str, n) -> np.ndarray:
-    """P4 visible fraction of a family for mean-pooled classification when the gradient span is U."""
+def closed_form(name: str, n, part: str = "non_gauge") -> np.ndarray:
+    """P4 visible fraction of a family's part for mean-pooled classification when the gradient span is U."""
     n = np.asarray(n, dtype=float)
     if name.startswith("band_"):
         k = int(name.split("_")[1])
-        return k * (n - 2 * k) / (n**2 * (n - k))
+        whole = k * (n - 2 * k) / (n**2 * (n - k))
+        return whole if part == "whole" else whole / (1.0 - (4 * n - 6 * k) / (2 * n * (n - k)))
     if name == "toeplitz":
-        return (n - 1) / (n * (2 * n - 1))
+        return (n - 1) / (n * (2 * n - 1)) if part == "whole" else np.vectorize(_toeplitz_non_gauge)(n)
     return np.zeros_like(n)
+
+
+def _toeplitz_non_gauge(n: float) -> float:
+    r"""$\mathrm{tr}(M^{-1} \Gamma) / (2n - 2)$ at an integer n (see the module docstring), $O(n^3)$."""
+    a = np.arange(1, int(n))
+    gamma = np.minimum.outer(a, a) - np.outer(a, a) / n
+    return float(np.trace(np.linalg.solve(np.diag(a * (n - a)) - gamma, gamma))) / (2 * n - 2)
 
 
 def visible(config: ModelConfig, objective: str, key, batch: int) -> list[float]:
@@ -103,7 +120,10 @@ def compute(small: bool = False, root=None) -> None:
                 frac[a, c, seed] = visible(config, objective, jax.random.PRNGKey(10 * seed + c), batch)
         print(f"{NAME}: n = {n} done", flush=True)
     write_npz(data_dir(NAME, root) / "visible.npz", fraction=frac, ns=np.asarray(s["ns"]))
-    write_json(data_dir(NAME, root) / "settings.json", {**s, "families": FAMILIES, "classification_batch": "2n"})
+    write_json(
+        data_dir(NAME, root) / "settings.json",
+        {**s, "families": FAMILIES, "family_part": "non_gauge", "classification_batch": "2n"},
+    )
 
 
 def plot(root=None):
@@ -114,6 +134,7 @@ def plot(root=None):
     floor = 1e-18
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     colors = dict(zip(FAMILIES, ("tab:blue", "tab:cyan", "tab:green", "tab:purple")))
+    part = s.get("family_part", "whole")  # data written before families were measured on the non-gauge part
     fine = np.geomspace(ns[0], ns[-1], 200)
     for a, objective in enumerate(OBJECTIVES):
         ax = axes[a]
@@ -121,7 +142,8 @@ def plot(root=None):
             mean = np.mean(f["fraction"][a, :, :, b], axis=1)
             ax.plot(ns, np.maximum(mean, floor), "o", color=colors[name], label=f"{name}: measured")
             if objective == "classification" and name != "circulant":
-                ax.plot(fine, closed_form(name, fine), "--", color=colors[name], label=f"{name}: P4 closed form")
+                grid = ns if (name, part) == ("toeplitz", "non_gauge") else fine  # exact at integer n only
+                ax.plot(grid, closed_form(name, grid, part), "--", color=colors[name], label=f"{name}: P4 closed form")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_ylim(floor / 10, 2)
@@ -133,7 +155,7 @@ def plot(root=None):
             ax.plot(fine, limit, ":", color="black", label="batch limit b / (n(n-1))")
             ax.legend(fontsize=7, loc="lower left")
         ax.set_title(f"{objective} at uniform attention ({batch})")
-    axes[0].set_ylabel("visible fraction (0 = blind, 1 = visible)")
+    axes[0].set_ylabel(f"visible fraction, {part.replace('_', '-')} part (0 = blind, 1 = visible)")
     axes[0].legend(fontsize=7, loc="center left")
     note = "circulant: rounding level (< 1e-18), plotted at 1e-18"
     axes[0].text(ns[min(1, len(ns) - 1)], floor * 10, note, fontsize=7, color="tab:purple")

@@ -7,11 +7,13 @@ Supervised training on the synthetic paired task (the model and settings of
 gradients of the label loss of a batch of test sequences, $\partial L_b / \partial S$ at the current
 scores (``jacobian.score_gradients``, autodiff), span a subspace $G$; the figure shows the visible
 fraction $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$ of the proximity families (band 1, band 2,
-Toeplitz, circulant, the proximity kernel) with the rank of $G$ relative to the non-gauge dimension
-$n(n-1)$ (the level a random subspace of that rank would reach), the alignment of the *mean*
-gradient with each family (``jacobian.expected_alignment_from_projections``: the norm of its
-component in the family over its norm, i.e. how much the average descent step moves along the
-family), and test accuracy and proximity index. Run:
+Toeplitz, circulant, the proximity kernel), each measured on its non-gauge part
+$(I - \Pi_g) F$ (``directions.family``; ceiling 1, reached when G holds every non-gauge direction),
+with the rank of $G$ relative to the non-gauge dimension $n(n-1)$ (the level a random subspace of
+that rank would reach), the alignment of the *mean* gradient with each family
+(``jacobian.expected_alignment_from_projections``: the norm of its component in the family's
+non-gauge part over its norm, i.e. how much the average descent step moves along the family), and
+test accuracy and proximity index. Run:
 ``python experiments/gradient_visibility_during_training.py [--small]``.
 """
 
@@ -108,6 +110,7 @@ def compute(small: bool = False, root=None) -> None:
             "training": train_settings._asdict(),
             "seeds": seeds,
             "non_gauge_dim": config.n * (config.n - 1),
+            "family_part": "non_gauge",
         },
     )
 
@@ -121,7 +124,8 @@ def plot(root=None):
     for b, name in enumerate(FAMILIES):
         band(axes[0], steps, np.maximum(f["fraction"][:, :, b], 1e-18), name)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("visible fraction for the label loss")
+    part = s.get("family_part", "whole").replace("_", "-")  # data written before the non-gauge measure: whole
+    axes[0].set_ylabel(f"visible fraction ({part} part) for the label loss")
     axes[0].set_title(f"first-order visibility of proximity families (batch {s['batch']})")
     band(
         axes[0],

@@ -4,9 +4,10 @@ At uniform attention ($S = 0$), for a batch-mean loss $L(S) = \ell(z(S))$ with o
 logits of the batch, or reconstruction logits of the masked positions), the Hessian restricted to
 a family with orthonormal basis $Q$, $Q^\top \nabla^2 L\, Q$, and its split into the Gauss-Newton
 part $(JQ)^\top H_\ell (JQ)$ and the functional part $Q^\top \nabla^2 \langle g, z \rangle Q$
-(``curvature.gauss_newton_split``). Families: circulant (P3) and Toeplitz (P4). Objectives: label
-cross-entropy without MLP, with a tanh MLP (no residual), and masked cross-entropy reconstruction
-with the same MLP. Run: ``python experiments/restricted_hessian.py [--small]``.
+(``curvature.gauss_newton_split``). Families: circulant (P3) and Toeplitz (P4), whole
+(``directions.family(name, n, part="whole")``: the gauge part included, along which the Hessian
+vanishes, P1). Objectives: label cross-entropy without MLP, with a tanh MLP (no residual), and
+masked cross-entropy reconstruction with the same MLP. Run: ``python experiments/restricted_hessian.py [--small]``.
 """
 
 import sys
@@ -89,7 +90,7 @@ def compute(small: bool = False, root=None) -> None:
     eig = {}
     for a, (outputs, loss) in enumerate(problems(s, jax.random.PRNGKey(11))):
         for name in s["families"]:
-            basis = directions.family(name, n).basis()
+            basis = directions.family(name, n, part="whole").basis()
             split = gauss_newton_split(outputs, loss, zero, basis)
             for part in PARTS:
                 m = np.asarray(getattr(split, part))

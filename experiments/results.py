@@ -202,6 +202,7 @@ def _blindness_section(root: Path) -> list[str]:
     name = "blindness_vs_n"
     f = read_npz(root / name / "visible.npz")
     s = read_json(root / name / "settings.json")
+    part = s.get("family_part", "whole")  # data written before the non-gauge measure were measured whole
     lines = [
         f"## {name}: P4, visible fraction of proximity families as n grows",
         "",
@@ -210,10 +211,11 @@ def _blindness_section(root: Path) -> list[str]:
         "Visible fraction ||Q_G^T Q_F||_F^2 / dim F of the band (k = 1, 2), Toeplitz and circulant families in "
         "the span G of the per-sample score gradients at uniform attention, classification (mean pooling, no "
         "residual, no MLP, batch 2n) vs masked reconstruction (copy readout, batch min(2n^2, "
-        f"{s['rec_batch']})), with the closed forms derived in the script's docstring (dashed). Reconstruction "
-        "sees every non-gauge direction when the batch is large enough; beyond that its measured fraction "
-        "follows the batch limit b / (n(n-1)) for every family alike, while classification's is capped by the "
-        "loss itself (span inside the (n-1)-dimensional column-sum space U).",
+        f"{s['rec_batch']})), with the closed forms derived in the script's docstring (dashed). "
+        + _part_text(part)
+        + " Reconstruction sees every non-gauge direction when the batch is large enough; beyond that its "
+        "measured fraction follows the batch limit b / (n(n-1)) for every family alike, while classification's "
+        "is capped by the loss itself (span inside the (n-1)-dimensional column-sum space U).",
         "",
         f"Command: `python experiments/{name}.py`.",
         "",
@@ -225,11 +227,26 @@ def _blindness_section(root: Path) -> list[str]:
     b1, tp, ci = FAMILIES.index("band_1"), FAMILIES.index("toeplitz"), FAMILIES.index("circulant")
     for i, n in enumerate(f["ns"]):
         lines.append(
-            f"| {int(n)} | {frac[c, i, b1]:.3e} | {float(closed_form('band_1', n)):.3e} | {frac[c, i, tp]:.3e} | "
-            f"{float(closed_form('toeplitz', n)):.3e} | {frac[c, i, ci]:.1e} | {frac[r, i, b1]:.3e} | "
+            f"| {int(n)} | {frac[c, i, b1]:.3e} | {float(closed_form('band_1', n, part)):.3e} | "
+            f"{frac[c, i, tp]:.3e} | {float(closed_form('toeplitz', n, part)):.3e} | {frac[c, i, ci]:.1e} | "
+            f"{frac[r, i, b1]:.3e} | "
             f"{frac[r, i, tp]:.3e} |"
         )
     return lines + [""]
+
+
+def _part_text(part: str) -> str:
+    """Describe what the visible fractions of a data file were measured on (``family_part`` of its settings)."""
+    if part == "non_gauge":
+        return (
+            "Each family is measured on its non-gauge part (I - P_g) F, P_g X = X 1 1^T / n: every gradient is "
+            "orthogonal to the gauge (P1), so a span of every non-gauge direction reads 1."
+        )
+    return (
+        "These data measure each family whole, gauge part included, so a span of every non-gauge direction "
+        "reads only tr K / dim F (K the Gram matrix of the gauge-projected basis: (n-1)/n for the circulant and "
+        "Toeplitz families, 1 - ||P_g B_k||^2 for a band), not 1; rerun the script for the non-gauge measure."
+    )
 
 
 def _taylor_section(root: Path) -> list[str]:
@@ -301,10 +318,11 @@ def _visibility_section(root: Path) -> list[str]:
         "Supervised arm of the synthetic experiment (same model and settings, W = 0 init). At each evaluation: "
         f"visible fraction of the proximity families in the span of {s['batch']} per-sample label-loss score "
         "gradients, the span rank over the non-gauge dimension n(n-1) (the level a random subspace of that "
-        "rank reaches), and the alignment |cos| of the mean gradient with each family. This model has a "
-        "residual and an MLP, so (DESIGN, lead's correction to P4) its per-sample gradients are not confined "
-        "to the column-sum space even at W = 0: first-order visibility is not the obstacle here; "
-        "compare the mean-gradient alignment and the proximity index.",
+        "rank reaches), and the alignment |cos| of the mean gradient with each family. "
+        + _part_text(s.get("family_part", "whole"))
+        + " This model has a residual and an MLP, so (DESIGN, lead's correction to P4) its per-sample gradients "
+        "are not confined to the column-sum space even at W = 0: first-order visibility is not the obstacle "
+        "here; compare the mean-gradient alignment and the proximity index.",
         "",
         f"Command: `python experiments/{name}.py`.",
         "",

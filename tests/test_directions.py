@@ -2,10 +2,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 from blindspot import directions
 from blindspot.positional import positional_encoding
-from blindspot.tolerances import close_tolerance
+from blindspot.tolerances import close_tolerance, rank_tolerance
 
 DIMS = {
     "gauge": lambda n: n,
@@ -16,28 +17,82 @@ DIMS = {
     "band_2": lambda n: 1,
     "proximity": lambda n: 1,
 }
+NON_GAUGE_DIMS = {**DIMS, "circulant": lambda n: n - 1, "toeplitz": lambda n: 2 * n - 2}
+DIMENSIONS = {"whole": DIMS, "non_gauge": NON_GAUGE_DIMS}
+NAMES = [*DIMS, "band_4", "proximity_2.5", "proximity_1000"]
 
 
+def _gauge_projector(n):
+    """Orthogonal projector onto the row-constant matrices e_i 1^T (acting on flattened n x n matrices)."""
+    return np.kron(np.eye(n), np.ones((n, n)) / n)
+
+
+@pytest.mark.parametrize("part", directions.FAMILY_PARTS)
 @pytest.mark.parametrize("n", [5, 8])
 @pytest.mark.parametrize("name", list(DIMS))
-def test_family_orthonormal_with_stated_dimension(n, name):
-    fam = directions.family(name, n)
+def test_family_orthonormal_with_stated_dimension(n, name, part):
+    fam = directions.family(name, n, part=part)
     basis = np.asarray(fam.basis())
     flat = basis.reshape(basis.shape[0], -1)
-    assert fam.dim == DIMS[name](n) == basis.shape[0]
+    assert fam.dim == DIMENSIONS[fam.part][name](n) == basis.shape[0]
     np.testing.assert_allclose(flat @ flat.T, np.eye(fam.dim), atol=close_tolerance(flat.dtype, n * n))
     assert np.linalg.matrix_rank(flat) == fam.dim
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("name", list(DIMS) + ["proximity_2.5", "band_4"])
-def test_coordinates_match_dense_inner_products(seed, name):
-    n = 7
-    x = np.random.default_rng(seed).normal(size=(3, n, n))
+@pytest.mark.parametrize("n", [5, 8])
+@pytest.mark.parametrize("name", NAMES[1:])
+def test_non_gauge_basis_spans_the_projected_family(n, name):
+    """F' = (I - P_g) F: the non-gauge basis is orthogonal to the gauge and spans the projected whole basis."""
+    whole = np.asarray(directions.family(name, n, part="whole").basis()).reshape(-1, n * n)
     fam = directions.family(name, n)
+    q = np.asarray(fam.basis()).reshape(fam.dim, n * n)
+    projected = whole - whole @ _gauge_projector(n)
+    _, s, vt = np.linalg.svd(projected, full_matrices=False)
+    rank = int(np.sum(s > rank_tolerance(s[0], projected.shape, projected.dtype)))
+    tol = close_tolerance(q.dtype, n * n)
+    assert fam.part == "non_gauge" and fam.dim == rank
+    np.testing.assert_allclose(q @ q.T, np.eye(fam.dim), atol=tol)
+    np.testing.assert_allclose(q @ _gauge_projector(n), 0.0, atol=tol)
+    np.testing.assert_allclose(q.T @ q, vt[:rank].T @ vt[:rank], atol=tol)
+
+
+@pytest.mark.parametrize("n", [5, 8])
+def test_gauge_family_has_no_non_gauge_part_and_stays_whole(n):
+    fam = directions.family("gauge", n)
+    basis = np.asarray(fam.basis()).reshape(n, n * n)
+    assert fam.part == "whole" and fam.dim == n
+    np.testing.assert_allclose(basis - basis @ _gauge_projector(n), 0.0, atol=close_tolerance(basis.dtype, n * n))
+
+
+@pytest.mark.parametrize("part", directions.FAMILY_PARTS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", NAMES)
+def test_coordinates_match_dense_inner_products(seed, name, part):
+    """Coordinates from the statistics of random X (gauge part included) vs <X, Q_l> with the dense basis."""
+    n = 7
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, n, n)) + rng.normal(size=(3, n, 1))
+    fam = directions.family(name, n, part=part)
     dense = x.reshape(3, -1) @ np.asarray(fam.basis()).reshape(fam.dim, -1).T
     coords = fam.coordinates(directions.statistics(jnp.asarray(x)))
     np.testing.assert_allclose(coords, dense, atol=close_tolerance(x.dtype, n * n) * np.abs(x).max() * n)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", ["toeplitz", "circulant"])
+def test_non_gauge_coordinates_keep_norms_of_members_at_large_n(seed, name):
+    """Parseval at n = 300, where no dense basis is formed: ||c(X)|| = ||X|| for X in F', c = 0 on the gauge."""
+    n = 300
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=2 * n - 1)  # diagonal values at offsets j - i = -(n-1)..n-1
+    member = scipy.linalg.toeplitz(t[n - 1 :: -1], t[n - 1 :]) if name == "toeplitz" else scipy.linalg.circulant(t[:n])
+    member = member - member.mean(axis=1, keepdims=True)
+    gauge = rng.normal(size=(n, 1)) * np.ones((1, n))
+    fam = directions.family(name, n)
+    coords = np.asarray(fam.coordinates(directions.statistics(jnp.asarray(np.stack([member, gauge])))))
+    tol = close_tolerance(member.dtype, n * n)
+    assert np.linalg.norm(coords[0]) == pytest.approx(np.linalg.norm(member), rel=tol)
+    assert np.abs(coords[1]).max() < tol * np.linalg.norm(gauge)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -71,6 +71,9 @@ def test_reconstruction_spans_the_non_gauge_space(tmp_path, route):
     rec = report["objectives"]["reconstruction"]
     assert rec["span_rank"] == n * (n - 1)
     assert rec["families"]["gauge"]["visible_fraction"] < TOL
+    for name, entry in rec["families"].items():  # measured on the non-gauge part: ceiling 1
+        if name != "gauge":
+            assert entry["visible_fraction"] == pytest.approx(1.0, abs=TOL), name
 
 
 @pytest.mark.parametrize("extra,grows", [(["--residual"], False), (["--residual", "--mlp", "8"], True)])
@@ -101,7 +104,7 @@ def test_json_structure_with_hessian_and_taylor(tmp_path):
             "parameter_space",
         }
         assert set(r["families"]) == {"gauge", "circulant", "toeplitz", "column_sum", "band_1", "band_2", "proximity"}
-        assert r["families"]["toeplitz"]["dim"] == 7
+        assert r["families"]["toeplitz"]["dim"] == 6  # 2n - 1 diagonals less the all-ones (gauge) matrix
         assert set(r["parameter_space"]) >= {"grad_rank", "positional_identity_cosine"}
         assert all(len(c) == 3 for c in r["taylor"].values())
         for entry in r["restricted_hessian"].values():
