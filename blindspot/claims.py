@@ -241,7 +241,8 @@ def measure_p4(full: bool, seed: int):
     band_stats = factor_statistics(jnp.ones((*w.shape, 1), F64), w[..., None])
     worst = 0.0
     for k in (1, 2, n_fast // 4, n_fast // 2, n_fast - 1):
-        measured = visible_fraction(big_span, family(f"band_{k}", n_fast, part="whole").coordinates(band_stats)).fraction
+        whole_band = family(f"band_{k}", n_fast, part="whole")
+        measured = visible_fraction(big_span, whole_band.coordinates(band_stats)).fraction
         closed = float(symbolic.band_visible_fraction(n_fast, k))
         worst = max(worst, abs(measured - closed) / max(closed, eps(F64)))
     evidence = [
