@@ -302,8 +302,9 @@ def _visibility_section(root: Path) -> list[str]:
         f"visible fraction of the proximity families in the span of {s['batch']} per-sample label-loss score "
         "gradients, the span rank over the non-gauge dimension n(n-1) (the level a random subspace of that "
         "rank reaches), and the alignment |cos| of the mean gradient with each family. This model has a "
-        "residual and an MLP, so (DESIGN, lead's correction to P4) its per-sample gradients are not confined "
-        "to the column-sum space even at W = 0: first-order visibility is not the obstacle here; "
+        "residual and an MLP, so (derivations/THEORY.md, P4: the rows of dL/dS differ with a residual and a "
+        "nonlinear MLP) its per-sample gradients are not confined to the column-sum space even at W = 0: "
+        "first-order visibility is not the obstacle here; "
         "compare the mean-gradient alignment and the proximity index.",
         "",
         f"Command: `python experiments/{name}.py`.",
