@@ -73,7 +73,9 @@ def report(*, small: bool = False, root=None) -> None:
 
 
 def _root(small: bool, root) -> Path:
-    return Path(root or (DEFAULT_ROOT / "small" if small else DEFAULT_ROOT))
+    if root is not None:
+        return Path(root)
+    return DEFAULT_ROOT / "small" if small else DEFAULT_ROOT
 
 
 def _parser() -> Parser:
@@ -97,7 +99,7 @@ def _parser() -> Parser:
 def _check_options(argv):
     """Parse and check every option before anything is computed or deleted (``ValueError`` naming it)."""
     args = _parser().parse_args(argv)
-    root = check_output_folder("--root", _root(args.small, args.root))
+    root = check_output_folder("--root", args.root if args.root is not None else _root(args.small, None))
     if args.report_only:
         if args.fresh or args.only:
             raise BadOption("--report-only computes nothing, so it takes neither --fresh nor --only")
