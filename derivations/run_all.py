@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     except BadOption as error:
         return refuse(PROG, error)
     if args.check:
-        stale = stale_files()
+        stale = stale_files(HERE, generate)
         if stale:
             print(f"stale derivations: {', '.join(stale)} (run {PROG})", file=sys.stderr)
             return 1
         print(f"all {len(SCRIPTS)} derivations are current", file=sys.stderr)
         return 0
-    write_all()
+    write_all(HERE, generate)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage: ``python experiments/run_all.py [--small] [--root DIR] [--fresh] [--report-only] [--only NAME ...]``.
 
-``--small`` runs the seconds-long smoke versions (default root ``paper_figs/small``, so the
+``--small`` runs the smoke versions at tiny sizes (default root ``paper_figs/small``, so the
 committed full results are never overwritten by it). Computation is resumable: finished training
 cells whose stored settings match are skipped; ``--fresh`` deletes the data of the figures that run
 first (a full, timed regeneration); ``--report-only`` rewrites the summary and RESULTS.md from the
@@ -84,7 +84,7 @@ def _parser() -> Parser:
         description=" ".join((__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[2]).split()),
         formatter_class=ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--small", action="store_true", help="seconds-long smoke versions")
+    parser.add_argument("--small", action="store_true", help="smoke versions at tiny sizes")
     parser.add_argument(
         "--root", default=None, help="output folder (not given: paper_figs, or paper_figs/small with --small)"
     )
