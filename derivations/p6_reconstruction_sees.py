@@ -48,12 +48,12 @@ def markdown() -> str:
         exact = _enumerated_expectation(N, V, masked_count, lam)
         formula = sym.expected_copy_gradient(sym.sticky_agreement(N, V, lam), masked_count)
         check((exact - formula).applyfunc(sp.simplify) == sp.zeros(N, N), f"enumeration m={masked_count}")
-        design = sym.design_copy_gradient(sym.sticky_agreement(N, V, lam))
-        differs = (exact - design).applyfunc(sp.simplify) != sp.zeros(N, N)
+        first_statement = sym.design_copy_gradient(sym.sticky_agreement(N, V, lam))
+        differs = (exact - first_statement).applyfunc(sp.simplify) != sp.zeros(N, N)
         check(differs, f"first statement differs m={masked_count}")
         rescaled = exact * sp.Rational(N - 1, N - masked_count)
         gap = -(sp.eye(N) - sp.ones(N, N) / N) / N**2
-        gap_is_exact = (design - rescaled - gap).applyfunc(sp.simplify) == sp.zeros(N, N)
+        gap_is_exact = (first_statement - rescaled - gap).applyfunc(sp.simplify) == sp.zeros(N, N)
         check(gap_is_exact, f"first statement gap m={masked_count}")
     # 4. sticky chain closed form: geometric row sums
     for size in SUM_SIZES:
