@@ -220,7 +220,7 @@ def _route(args) -> str:
 
 
 def _check_options(args) -> ModelConfig:
-    """Refuse every bad option (``BadOption``) before anything is computed; return the model config."""
+    """Refuse every bad option (a ``ValueError`` naming it) before anything is computed; return the config."""
     config = _model_config(args)
     check_int("--batch", args.batch, 1)
     check_int("--seed", args.seed, 0, SEED_HIGH)

@@ -71,6 +71,27 @@ def _print_result(r: ClaimResult) -> None:
     )
 
 
+def _write_json(path, results: list[ClaimResult], full: bool, seeds: list[int], device) -> bool:
+    """Write the report (no timings) and its timings file; print the error and return False if refused."""
+    report = {
+        "claims": [r.to_dict() for r in results],
+        "passed": all(r.passed for r in results),
+        "dtype": "float64",
+        "matmul_precision": "highest",
+        "device": f"{device.platform}:{device.device_kind}",
+        "jax_version": jax.__version__,
+        "full": full,
+        "seeds": seeds,
+    }
+    timings = {"seconds": sum(r.seconds for r in results), "claim_seconds": {r.claim.id: r.seconds for r in results}}
+    try:
+        write_report(path, report, timings)
+    except ValueError as error:
+        print(f"{PROG}: error: --json not written: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected claims, print the table and the summary line, return the exit status."""
     from blindspot.claims import CLAIMS
@@ -99,26 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_result(results[-1])
     passed = sum(r.passed for r in results)
     print(f"{passed} passed, {len(results) - passed} failed")
-    if args.json is not None:
-        report = {
-            "claims": [r.to_dict() for r in results],
-            "passed": passed == len(results),
-            "dtype": "float64",
-            "matmul_precision": "highest",
-            "device": f"{device.platform}:{device.device_kind}",
-            "jax_version": jax.__version__,
-            "full": args.full,
-            "seeds": seeds,
-        }
-        timings = {
-            "seconds": sum(r.seconds for r in results),
-            "claim_seconds": {r.claim.id: r.seconds for r in results},
-        }
-        try:
-            write_report(args.json, report, timings)
-        except ValueError as error:
-            print(f"{PROG}: error: --json not written: {error}", file=sys.stderr)
-            return 1
+    if args.json is not None and not _write_json(args.json, results, args.full, seeds, device):
+        return 1
     return 0 if passed == len(results) else 1
 
 
