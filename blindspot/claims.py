@@ -1,4 +1,4 @@
-"""The theory claims P1-P8 of DESIGN.md, each measured by independent lines of evidence.
+"""The theory claims P1-P8 of derivations/THEORY.md, each measured by independent lines of evidence.
 
 Every claim returns evidence lines that compare a measurement with the theory (a SymPy result
 from ``blindspot.symbolic`` evaluated in float64, an autodiff measurement, a closed-form fast

@@ -27,7 +27,7 @@ QK_INIT = ("zero", "random")
 
 @dataclass(frozen=True, repr=False)
 class ModelConfig:
-    r"""Single-layer, single-head attention model (DESIGN.md, "The model").
+    r"""Single-layer, single-head attention model (derivations/THEORY.md, "Model conventions").
 
     Parameters
     ----------

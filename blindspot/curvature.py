@@ -4,8 +4,8 @@ A loss is any scalar function ``f`` of an array (the score matrix $S$) or of a p
 pytree. The tools here apply the Hessian $H = \nabla^2 f(x)$ to vectors (forward over
 reverse), restrict it to a family of directions $Q^\top H Q$ from batched JVPs, split it into
 its Gauss-Newton and functional parts, bound the dense Hessian by an explicit size guard, and
-find its extreme eigenpairs by Lanczos with full re-orthogonalisation (DESIGN.md, "Analysis
-tools"; P7: label supervision sees the first-order blind families only through curvature).
+find its extreme eigenpairs by Lanczos with full re-orthogonalisation (P7: label supervision sees
+the first-order blind families only through curvature).
 
 Conventions: a *basis* of $k$ directions is stacked on a leading axis, shape ``(k, *x.shape)``
 (for a pytree ``x``: a pytree of the same structure whose leaves carry the leading axis), and

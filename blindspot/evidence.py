@@ -99,7 +99,6 @@ class ClaimResult(NamedTuple):
             "evidence": [e.to_dict() for e in self.evidence],
             "control": self.control.to_dict(),
             "seeds": self.seeds,
-            "seconds": self.seconds,
         }
 
 

@@ -1,4 +1,4 @@
-r"""The single-layer, single-head attention model (DESIGN.md, "The model").
+r"""The single-layer, single-head attention model (derivations/THEORY.md, "Model conventions").
 
 Data flow for one sequence of token ids $x \in \{0..V\}^n$:
 

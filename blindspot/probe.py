@@ -9,17 +9,21 @@ query-key (parameter-space) gradient and, with ``--hessian``, the Hessian restri
 
 import argparse
 import math
-import os
+import re
 import sys
 import time
+from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from blindspot import curvature, data, directions, fast_paths, jacobian, taylor
+from blindspot.checks import check_float, check_int
+from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
-from blindspot.io import write_json_atomic
+from blindspot.io import check_output_file, timings_path, write_report
 from blindspot.model import (
     class_logits_at_scores,
     features_at_scores,
@@ -34,12 +38,42 @@ from blindspot.objectives import (
     reconstruction_loss_at_scores,
 )
 
+PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", "dense", "factored")
-DENSE_BUDGET = 2**28
-"""Largest number of per-sample score-gradient entries (b n^2) the automatic route forms densely."""
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
+TAYLOR_MAX_ORDER = 8
+"""Largest ``--taylor-order``: the jet carries K series terms and costs O(K^2) forward passes."""
+MAX_MEMORY_GB = 8.0
+"""Default of ``--max-memory-gb``: a laptop's share of memory for one probe."""
+RUNTIME_BYTES = 600_000_000
+"""Peak resident memory of the smallest probe run (Python, JAX, compiled programs; 0.51 GB on CPU), rounded up."""
+CONFIG_OPTIONS = {
+    "n": "n",
+    "d": "d",
+    "vocab": "vocab",
+    "classes": "classes",
+    "positional": "pe",
+    "centred": "centred",
+    "scores": "scores",
+    "pooling": "pooling",
+    "residual": "residual",
+    "mlp": "mlp",
+    "mask_rate": "mask_rate",
+    "reconstruction": "reconstruction",
+    "qk_init": "init",
+    "qk_init_scale": "init_scale",
+}
+"""``ModelConfig`` field -> the probe option (its ``argparse`` dest) that sets it."""
+
+DESCRIPTION = """Builds the model from the options below, draws a batch, evaluates both objectives (label
+supervision and masked reconstruction) at the chosen state in the score-space view, prints a table and,
+with --json PATH, writes the report as JSON. The JSON holds no timings, so equal options give a
+byte-identical file; the run's timings go to the sibling file PATH-stem.timings.json (report.json ->
+report.timings.json). Before computing anything, the probe estimates the memory it needs (dense
+per-sample gradients b n^2, Gram matrices of factors b^2 r^2, Taylor series (K+1) b n^2, Hessian bases
+and HVPs (2n-1) b n^2 ...) and refuses to start above --max-memory-gb."""
 
 FIGURES = """reported figures (per objective):
   per_sample_rank_max  largest numerical rank of one sample's n x n score gradient dL/dS
@@ -67,70 +101,48 @@ FIGURES = """reported figures (per objective):
                        (below grad_rank_tolerance = eps * max(b, d^2) * max(sigma_1, max_b c ||H_b||^2 ||G_b||))"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _BadOption(message)
-
-
-class _BadOption(Exception):
-    pass
-
-
-def _integer(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the description and epilog as written and show every option's default."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the command-line interface (every option documented in ``--help``)."""
-    p = _Parser(
-        prog="python -m blindspot.probe",
-        description=" ".join(__doc__.split("\n\n")[1].split()),
-        epilog=FIGURES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--n", type=_integer, default=16, help="sequence length n >= 2 (default 16)")
-    p.add_argument("--d", type=_integer, default=16, help="width d >= 1 (default 16)")
-    p.add_argument("--vocab", type=_integer, default=8, help="vocabulary size V >= 2; id V is MASK (default 8)")
-    p.add_argument("--classes", type=_integer, default=2, help="number of classes >= 2 (default 2)")
-    p.add_argument("--pe", choices=POSITIONAL, default="sinusoidal", help="positional encoding (default sinusoidal)")
+    """Build the command-line interface (every option and its default documented in ``--help``)."""
+    p = Parser(prog=PROG, description=DESCRIPTION, epilog=FIGURES, formatter_class=_Formatter)
+    p.add_argument("--n", type=integer, default=16, help="sequence length n >= 2")
+    p.add_argument("--d", type=integer, default=16, help="width d >= 1")
+    p.add_argument("--vocab", type=integer, default=8, help="vocabulary size V >= 2; id V is MASK")
+    p.add_argument("--classes", type=integer, default=2, help="number of classes >= 2")
+    p.add_argument("--pe", choices=POSITIONAL, default="sinusoidal", help="positional encoding")
     p.add_argument("--centred", action="store_true", help="centre the positional encoding: sum_i p_i = 0")
     p.add_argument(
         "--scores",
         choices=SCORES,
         default="content_position",
-        help="content_position: S = H W H^T / sqrt(d); position: S = P W P^T (default content_position)",
+        help="content_position: S = H W H^T / sqrt(d); position: S = P W P^T",
     )
-    p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier (default mean)")
+    p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier")
     p.add_argument("--residual", action="store_true", help="add h_i to the attention output o_i")
-    p.add_argument("--mlp", type=_integer, default=0, help="hidden width of the position-wise MLP, 0 = none")
-    p.add_argument(
-        "--reconstruction",
-        choices=RECONSTRUCTION,
-        default="cross_entropy",
-        help="reconstruction readout (default cross_entropy)",
-    )
-    p.add_argument("--mask-rate", type=float, default=0.15, help="fraction of masked positions in (0, 1)")
+    p.add_argument("--mlp", type=integer, default=0, help="hidden width >= 0 of the position-wise MLP, 0 = none")
+    p.add_argument("--reconstruction", choices=RECONSTRUCTION, default="cross_entropy", help="reconstruction readout")
+    p.add_argument("--mask-rate", type=real, default=0.15, help="fraction of masked positions, in (0, 1)")
     p.add_argument(
         "--data",
         choices=DATA,
         default="iid",
         help="iid uniform tokens with random labels; markov sticky chain (--rho) with random labels; task "
-        "paired/shuffled adjacency task (n even); digits: sklearn 8x8 digits (n = 64, vocab = grey levels, "
-        "classes >= 10)",
+        "paired/shuffled adjacency task (n even, >= 4); digits: sklearn 8x8 digits (n = 64, vocab = grey "
+        "levels in [2, 17], classes >= 10)",
     )
-    p.add_argument("--rho", type=float, default=0.9, help="stickiness of the markov source in [0, 1) (default 0.9)")
-    p.add_argument("--batch", type=_integer, default=64, help="number of sequences b >= 1 (default 64)")
-    p.add_argument("--seed", type=_integer, default=0, help="PRNG seed >= 0 for parameters and data")
+    p.add_argument("--rho", type=real, default=0.9, help="stickiness of the markov source, in [0, 1)")
+    p.add_argument("--batch", type=integer, default=64, help="number of sequences b >= 1")
+    p.add_argument("--seed", type=integer, default=0, help=f"PRNG seed in [0, 2^63 - 1 = {SEED_HIGH}]")
     p.add_argument(
         "--init",
         choices=QK_INIT,
         default="zero",
         help="query-key state: zero (W = 0, uniform attention) or random (entries N(0, s^2/d))",
     )
-    p.add_argument("--init-scale", type=float, default=0.1, help="scale s > 0 of --init random (default 0.1)")
+    p.add_argument("--init-scale", type=real, default=0.1, help="scale s > 0 of --init random")
     p.add_argument(
         "--route",
         choices=ROUTES,
@@ -140,59 +152,109 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--taylor-order",
-        type=_integer,
+        type=integer,
         default=3,
-        help="Taylor order K >= 0 of the taylor entry; costs O(b n^2 d) per order; 0 skips it (use 0 at large n)",
+        help=f"Taylor order K in [0, {TAYLOR_MAX_ORDER}] of the taylor entry; holds (K+1) b n^2 numbers, "
+        "so use 0 (skip it) at large n",
     )
-    p.add_argument("--bands", type=_integer, default=2, help="report band_1 .. band_K (default 2)")
+    p.add_argument(
+        "--bands", type=integer, default=2, help="report band_1 .. band_K, K >= 0 (only the bands k <= n - 1 exist)"
+    )
     p.add_argument("--hessian", action="store_true", help=f"restricted Hessian per family (needs n <= {HESSIAN_MAX_N})")
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH (atomically)")
+    p.add_argument(
+        "--max-memory-gb",
+        type=real,
+        default=MAX_MEMORY_GB,
+        help="refuse to start when the estimated memory (see above) exceeds this many GB (10^9 bytes)",
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the report as strict JSON to PATH, without timings (they go to PATH-stem.timings.json)",
+    )
     return p
 
 
+def _model_config(args) -> ModelConfig:
+    """Build the ``ModelConfig``; its errors name the probe option (``--mask-rate``), not the field."""
+    try:
+        return ModelConfig(**{field: getattr(args, dest) for field, dest in CONFIG_OPTIONS.items()})
+    except ValueError as error:
+        field = re.match(r"\w+", str(error)).group(0)
+        if field not in CONFIG_OPTIONS:
+            raise
+        option = "--" + CONFIG_OPTIONS[field].replace("_", "-")
+        raise BadOption(option + str(error)[len(field) :]) from None
+
+
+def memory_estimate(args) -> dict[str, int]:
+    r"""Bytes the probe needs, per part, from the options alone (nothing is allocated).
+
+    Notes
+    -----
+    Counts of float64 numbers, with b = ``--batch``, r = d (V + 1 for the copy readout), k = 2n - 1
+    (the largest family, Toeplitz) and K = ``--taylor-order``: batch activations $4 b n (d + h + V + C)$;
+    dense route $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right
+    factor); factored route $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's
+    $b \times b \times r \times r$ intermediates); Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$
+    (k HVPs, batched). Add the JAX runtime and compiled programs, 0.6 GB (0.9 GB with ``--hessian``).
+    The constants are upper bounds fitted to the peak resident memory of CPU runs at several sizes
+    (the steps run one after another, so the sum bounds the peak).
+    """
+    b, n, d, h, v, c = args.batch, args.n, args.d, args.mlp, args.vocab, args.classes
+    r = v + 1 if args.reconstruction == "copy" else d
+    k = 2 * n - 1
+    parts = {
+        "parameters": (v + 1) * d + n * d + 2 * d * d + 2 * d * h + d * (c + v + 1),
+        "batch activations": 4 * b * n * (d + h + v + 1 + c),
+        "query-key gradients": 2 * b * d * d,
+    }
+    if _route(args) == "dense":
+        parts["dense per-sample score gradients"] = 6 * b * n * n + min(b, n * n) * n * n
+    else:
+        parts["score-gradient factors and their Gram matrix"] = 10 * b * n * r + 3 * b * b * r * r
+    if args.taylor_order > 0:
+        parts["Taylor series"] = 8 * (args.taylor_order + 1) * b * n * n
+    if args.hessian:
+        parts["Hessian bases and HVPs"] = 12 * k * b * n * n + k * n * n
+    sizes = {name: 8 * count for name, count in parts.items()}
+    return {**sizes, "JAX runtime and compiled programs": RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)}
+
+
+def _route(args) -> str:
+    return args.route if args.route != "auto" else ("factored" if args.init == "zero" else "dense")
+
+
 def _check_options(args) -> ModelConfig:
-    for name in ("n", "d", "vocab", "classes", "batch", "seed", "mlp", "taylor_order", "bands"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    config = ModelConfig(
-        n=args.n,
-        d=args.d,
-        vocab=args.vocab,
-        classes=args.classes,
-        positional=args.pe,
-        centred=args.centred,
-        scores=args.scores,
-        pooling=args.pooling,
-        residual=args.residual,
-        mlp=args.mlp,
-        mask_rate=args.mask_rate,
-        reconstruction=args.reconstruction,
-        qk_init=args.init,
-        qk_init_scale=args.init_scale,
-    )
-    if args.batch < 1:
-        raise ValueError(f"--batch must be an integer >= 1, got {args.batch}")
-    if args.data == "markov" and not 0.0 <= args.rho < 1.0:
-        raise ValueError(f"--rho must be a real number in [0, 1), got {args.rho}")
-    if args.data == "task" and args.n % 2:
-        raise ValueError(f"--n must be even for --data task, got {args.n}")
-    if args.data == "digits":
-        if args.n != 64:
-            raise ValueError(f"--n must be 64 for --data digits, got {args.n}")
-        if args.classes < 10 or not 2 <= args.vocab <= 17:
-            raise ValueError("--data digits needs --classes >= 10 and --vocab in [2, 17] (grey levels)")
+    """Refuse every bad option (a ``ValueError`` naming it) before anything is computed; return the config."""
+    config = _model_config(args)
+    check_int("--batch", args.batch, 1)
+    check_int("--seed", args.seed, 0, SEED_HIGH)
+    check_int("--taylor-order", args.taylor_order, 0, TAYLOR_MAX_ORDER)
+    check_int("--bands", args.bands, 0)
+    check_float("--rho", args.rho, 0.0, 1.0, open_low=False)
+    check_float("--max-memory-gb", args.max_memory_gb, 0.0, float("inf"))
+    if args.data == "task" and (args.n % 2 or args.n < 4):
+        raise BadOption(f"--n must be an even integer >= 4 for --data task, got {args.n}")
+    if args.data == "digits" and (args.n != 64 or args.classes < 10 or not 2 <= args.vocab <= 17):
+        raise BadOption(
+            "--data digits needs --n 64, --classes >= 10 and --vocab in [2, 17] (grey levels), "
+            f"got --n {args.n} --classes {args.classes} --vocab {args.vocab}"
+        )
     if args.route == "factored" and args.init != "zero":
-        raise ValueError("--route factored needs --init zero (the closed forms hold at uniform attention only)")
-    if args.route != "factored" and (args.route == "dense" or args.init != "zero"):
-        if args.batch * args.n**2 > DENSE_BUDGET:
-            raise ValueError(
-                f"the dense route would hold b n^2 = {args.batch * args.n**2} > {DENSE_BUDGET} gradient entries; "
-                "use --init zero (factored route) or a smaller --batch/--n"
-            )
+        raise BadOption("--route factored needs --init zero (the closed forms hold at uniform attention only)")
     if args.hessian and args.n > HESSIAN_MAX_N:
-        raise ValueError(f"--hessian needs --n <= {HESSIAN_MAX_N}, got {args.n}")
-    for name in directions.registry_names(args.n, bands=args.bands):
-        directions.family(name, args.n)
+        raise BadOption(f"--hessian needs --n <= {HESSIAN_MAX_N}, got {args.n}")
+    parts = memory_estimate(args)
+    if sum(parts.values()) > args.max_memory_gb * 1e9:
+        largest = max(parts, key=parts.get)
+        raise BadOption(
+            f"the probe would need about {sum(parts.values()) / 1e9:.3g} GB ({largest}: "
+            f"{parts[largest] / 1e9:.3g} GB) > --max-memory-gb {args.max_memory_gb:g}; lower --n, --batch, "
+            "--d or --taylor-order, use --init zero (factored route), or raise --max-memory-gb"
+        )
+    if args.json is not None:
+        check_output_file("--json", args.json)
     return config
 
 
@@ -219,11 +281,16 @@ def _unit(x):
     return x / jnp.linalg.norm(x)
 
 
-def _taylor_directions(n, dtype):
-    wrap = directions.circulant(n, dtype=dtype)
+def taylor_directions(n: int, dtype) -> dict:
+    r"""Return the unit n x n directions of the taylor entry: $B_1$, the wrap-around band at lag $\pm 1$, proximity.
+
+    Each is built as one n x n matrix (never a whole family basis).
+    """
+    i = jnp.arange(n)
+    lag = (i[None, :] - i[:, None]) % n
     return {
         "band_1": directions.band(n, 1, dtype=dtype)[0],
-        "circulant_1": _unit(wrap[1] + wrap[n - 1]),
+        "circulant_1": _unit(((lag == 1) | (lag == n - 1)).astype(dtype)),
         "proximity": directions.family("proximity", n, dtype=dtype).basis()[0],
     }
 
@@ -275,95 +342,146 @@ def _split_outputs(params, config, objective, tokens, target):
     return outputs, loss
 
 
-def analyse(params, config, objective, tokens, target, *, route, taylor_order, bands, hessian) -> dict:
-    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output."""
+class FirstOrder(NamedTuple):
+    """First-order data of one objective: ranks, span, family statistics, norms, W-gradients."""
+
+    route: str
+    per_sample_rank_max: int
+    span: jacobian.Span
+    statistics: directions.Statistics
+    mean_norm: float
+    score_norms: jax.Array
+    query_key_gradients: jax.Array
+
+
+def _factored_first_order(params, config, objective, tokens, target) -> FirstOrder:
+    """First-order data from the closed forms at uniform attention: no n x n object per sample."""
     n = config.n
-    size = n * n
-    tokens, target = jacobian.shard_batch(tokens, target)
+    factors = fast_paths.uniform_score_factors(params, config, objective, tokens, target)
+    per_sample = int(jnp.max(jacobian.factor_ranks(factors)))
+    stats = directions.factor_statistics(factors.rows, factors.columns)
     rank_one = objective == "classification" and config.pooling == "mean" and not (config.residual and config.mlp > 0)
-    if route == "factored":
-        factors = fast_paths.uniform_score_factors(params, config, objective, tokens, target)
-        per_sample = int(jnp.max(jacobian.factor_ranks(factors)))
-        stats = directions.factor_statistics(factors.rows, factors.columns)
-        if rank_one:
-            w = fast_paths.classification_column_factors(params, config, tokens, target)
-            span = jacobian.span(math.sqrt(n) * w, size=size, keep_basis=False)
-            mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
-            score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
-            route_used = "factored-rank-one"
-        else:
-            gram = jacobian.gram_from_factors(factors)
-            span = jacobian.span_from_gram(gram, size)
-            mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
-            score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
-            route_used = "factored-gram"
-        w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
+    if rank_one:
+        w = fast_paths.classification_column_factors(params, config, tokens, target)
+        span = jacobian.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
+        mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
+        score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
     else:
-        grads = jacobian.score_gradients(params, config, objective, tokens, target)
-        per_sample = int(jnp.max(jacobian.sample_ranks(grads)))
-        stats = directions.statistics(grads)
-        span = jacobian.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
-        mean_norm = float(jnp.linalg.norm(grads.mean(axis=0)))
-        score_norms = jnp.linalg.norm(grads.reshape(grads.shape[0], -1), axis=1)
-        route_used = "dense"
-        w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target)
-    report = {
-        "route": route_used,
-        "per_sample_rank_max": per_sample,
-        "span_rank": span.rank,
-        "blind_dim": size - span.rank,
-        "rank_tolerance": span.tolerance,
-        "largest_singular_value": float(span.singular_values[0]),
-        "families": {},
-        "expected_alignment": {},
-    }
-    for name in directions.registry_names(n, bands=bands):
-        fam = directions.family(name, n, dtype=stats.rows.dtype)
-        coords = fam.coordinates(stats)
-        report["families"][name] = {
-            "dim": fam.dim,
-            "visible_fraction": jacobian.visible_fraction(span, coords).fraction,
-        }
-        report["expected_alignment"][name] = jacobian.expected_alignment_from_projections(coords, mean_norm)
-    dtype = stats.rows.dtype
-    losses = _per_sample_losses(params, config, objective, tokens, target)
+        gram = jacobian.gram_from_factors(factors)
+        span = jacobian.span_from_gram(gram, n * n)
+        mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
+        score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
+    w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
+    route = "factored-rank-one" if rank_one else "factored-gram"
+    return FirstOrder(route, per_sample, span, stats, mean_norm, score_norms, w_grads)
 
-    def f(delta):
-        return jnp.mean(losses(delta))
 
-    zero = jnp.zeros((n, n), dtype)
-    coefficients = jax.jit(lambda d: taylor.taylor_coefficients(f, zero, d, taylor_order))
-    report["taylor"] = (
-        {name: [float(c) for c in coefficients(d)] for name, d in _taylor_directions(n, dtype).items()}
-        if taylor_order > 0
-        else {}
+def _dense_first_order(params, config, objective, tokens, target) -> FirstOrder:
+    """Autodiff per-sample n x n score gradients (b n^2 numbers) and their SVD."""
+    grads = jacobian.score_gradients(params, config, objective, tokens, target)
+    flat = grads.reshape(grads.shape[0], -1)
+    return FirstOrder(
+        "dense",
+        int(jnp.max(jacobian.sample_ranks(grads))),
+        jacobian.span(flat, keep_basis=False),
+        directions.statistics(grads),
+        float(jnp.linalg.norm(grads.mean(axis=0))),
+        jnp.linalg.norm(flat, axis=1),
+        jacobian.query_key_gradients(params, config, objective, tokens, target),
     )
-    if hessian:
-        outputs, outer = _split_outputs(params, config, objective, tokens, target)
-        report["restricted_hessian"] = {}
-        split_at = jax.jit(lambda basis: curvature.gauss_newton_split(outputs, outer, zero, basis))
-        for name in directions.registry_names(n, bands=bands):
-            split = split_at(directions.family(name, n, dtype=dtype).basis())
-            report["restricted_hessian"][name] = {
-                "eigenvalues": [float(e) for e in jnp.linalg.eigvalsh(0.5 * (split.total + split.total.T))],
-                "gauss_newton_norm": float(jnp.linalg.norm(split.gauss_newton)),
-                "functional_norm": float(jnp.linalg.norm(split.functional)),
-            }
-    w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, score_norms)
+
+
+def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict]:
+    """Visible fraction and mean-gradient alignment of every registered family, from the statistics."""
+    families, alignment = {}, {}
+    for name in directions.registry_names(n, bands=bands):
+        fam = directions.family(name, n, dtype=first.statistics.rows.dtype)
+        coords = fam.coordinates(first.statistics)
+        families[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(first.span, coords).fraction}
+        alignment[name] = jacobian.expected_alignment_from_projections(coords, first.mean_norm)
+    return families, alignment
+
+
+@partial(jax.jit, static_argnums=(1, 2, 6))
+def _taylor_coefficients(params, config, objective, tokens, target, direction, order):
+    """Jitted with the batch as arguments (a closure over it would be constant-folded by XLA)."""
+    losses = _per_sample_losses(params, config, objective, tokens, target)
+    zero = jnp.zeros_like(direction)
+    return taylor.taylor_coefficients(lambda s: jnp.mean(losses(s)), zero, direction, order)
+
+
+def _taylor_entry(params, config, objective, tokens, target, order: int) -> dict:
+    """Taylor coefficients $c_0..c_K$ of the batch-mean loss along each of ``taylor_directions``."""
+    if order == 0:
+        return {}
+    return {
+        name: [float(c) for c in _taylor_coefficients(params, config, objective, tokens, target, d, order)]
+        for name, d in taylor_directions(config.n, jnp.result_type(float)).items()
+    }
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _gauss_newton_split(params, config, objective, tokens, target, basis):
+    """Jitted with the batch as arguments (a closure over it would be constant-folded by XLA)."""
+    outputs, outer = _split_outputs(params, config, objective, tokens, target)
+    return curvature.gauss_newton_split(outputs, outer, jnp.zeros(basis.shape[1:], basis.dtype), basis)
+
+
+def _hessian_entry(params, config, objective, tokens, target, bands: int) -> dict:
+    r"""Per family: eigenvalues of $Q_F^\top H Q_F$ and the norms of its Gauss-Newton and functional parts."""
+    n, dtype = config.n, jnp.result_type(float)
+    entry = {}
+    for name in directions.registry_names(n, bands=bands):
+        basis = directions.family(name, n, dtype=dtype).basis()
+        split = _gauss_newton_split(params, config, objective, tokens, target, basis)
+        entry[name] = {
+            "eigenvalues": [float(e) for e in jnp.linalg.eigvalsh(0.5 * (split.total + split.total.T))],
+            "gauss_newton_norm": float(jnp.linalg.norm(split.gauss_newton)),
+            "functional_norm": float(jnp.linalg.norm(split.functional)),
+        }
+    return entry
+
+
+def _parameter_space_entry(params, config, objective, tokens, target, first: FirstOrder) -> dict:
+    """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
+    w_grads = first.query_key_gradients
+    w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
     w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
     w_mean = w_grads.mean(axis=0)
     w_zero = float(jnp.linalg.norm(w_mean)) <= w_rank.tolerance
-    report["parameter_space"] = {
+    return {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
         "mean_grad_norm": float(jnp.linalg.norm(w_mean)),
         "mean_grad_is_zero": w_zero,
         "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
     }
+
+
+def analyse(params, config, objective, tokens, target, *, route, taylor_order, bands, hessian) -> dict:
+    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output."""
+    tokens, target = jacobian.shard_batch(tokens, target)
+    first_order = _factored_first_order if route == "factored" else _dense_first_order
+    first = first_order(params, config, objective, tokens, target)
+    families, alignment = _family_entries(first, config.n, bands)
+    report = {
+        "route": first.route,
+        "per_sample_rank_max": first.per_sample_rank_max,
+        "span_rank": first.span.rank,
+        "blind_dim": config.n**2 - first.span.rank,
+        "rank_tolerance": first.span.tolerance,
+        "largest_singular_value": float(first.span.singular_values[0]),
+        "families": families,
+        "expected_alignment": alignment,
+        "taylor": _taylor_entry(params, config, objective, tokens, target, taylor_order),
+    }
+    if hessian:
+        report["restricted_hessian"] = _hessian_entry(params, config, objective, tokens, target, bands)
+    report["parameter_space"] = _parameter_space_entry(params, config, objective, tokens, target, first)
     return report
 
 
-def _print_table(report) -> None:
+def _print_table(report, timings) -> None:
     cfg = report["config"]
     print(
         f"blindspot probe  n={cfg['n']} d={cfg['d']} scores={cfg['scores']} pooling={cfg['pooling']} "
@@ -371,7 +489,7 @@ def _print_table(report) -> None:
     )
     print(
         f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
-        f"seconds={report['seconds']:.2f}"
+        f"seconds={timings['seconds']:.2f}"
     )
     objectives = report["objectives"]
     names = list(objectives)
@@ -426,20 +544,19 @@ def _fmt(value):
     return f"{value:.4g}"
 
 
-def run(args) -> dict:
-    """Build the model and batch from parsed options and return the full report (no printing)."""
+def run(args) -> tuple[dict, dict]:
+    """Check the options, build the model and batch, return the report and its timings (no printing)."""
     config = _check_options(args)
     tokens, labels, masks = _batch(args, config)
-    start = time.perf_counter()
     params = init(jax.random.key(args.seed), config)
-    route = args.route if args.route != "auto" else ("factored" if args.init == "zero" else "dense")
-    options = dict(route=route, taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian)
-    objectives = {
-        "classification": analyse(params, config, "classification", tokens, labels, **options),
-        "reconstruction": analyse(params, config, "reconstruction", tokens, masks, **options),
-    }
+    options = dict(route=_route(args), taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian)
+    objectives, seconds = {}, {}
+    for objective, target in (("classification", labels), ("reconstruction", masks)):
+        start = time.perf_counter()
+        objectives[objective] = analyse(params, config, objective, tokens, target, **options)
+        seconds[objective] = time.perf_counter() - start
     devices = jax.devices()
-    return {
+    report = {
         "config": {
             **config.to_dict(),
             "data": args.data,
@@ -450,28 +567,29 @@ def run(args) -> dict:
         "dtype": str(jnp.result_type(float)),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "device": f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}",
-        "seconds": time.perf_counter() - start,
         "objectives": objectives,
     }
+    return report, {"seconds": sum(seconds.values()), "objective_seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse options, enable float64 and "highest" matmul precision, report; 2 on bad options."""
+    """Entry point: check every option (exit status 2 on a bad one), enable float64, report; 0 on success."""
+    try:
+        args = build_parser().parse_args(argv)
+        _check_options(args)
+    except ValueError as error:
+        return refuse(PROG, error)
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        _check_options(args)
-        if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-            raise ValueError(f"--json folder does not exist: {os.path.dirname(os.path.abspath(args.json))}")
-    except (_BadOption, ValueError) as error:
-        print(f"probe: error: {error}", file=sys.stderr)
-        return 2
-    report = run(args)
-    _print_table(report)
-    if args.json:
-        write_json_atomic(args.json, report)
+    report, timings = run(args)
+    _print_table(report, timings)
+    if args.json is not None:
+        try:
+            write_report(args.json, report, timings)
+        except ValueError as error:
+            print(f"{PROG}: error: --json not written: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.json} and {timings_path(args.json)}")
     return 0
 
 

@@ -330,7 +330,7 @@ def expected_copy_gradient(agreement: sp.Matrix, m) -> sp.Matrix:
 
 
 def design_copy_gradient(agreement: sp.Matrix) -> sp.Matrix:
-    r"""Return DESIGN.md's $-\frac1{n^2}[\rho_{ij} - \frac1n\sum_k \rho_{ik}]$, kept to show it is not exact (P6)."""
+    r"""Return P6's first statement $-\frac1{n^2}[\rho_{ij} - \frac1n\sum_k \rho_{ik}]$ (not exact: a control)."""
     n = agreement.rows
     return -(agreement - agreement * sp.ones(n, n) / n) / n**2
 

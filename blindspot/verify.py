@@ -10,30 +10,48 @@ import sys
 
 import jax
 
+from blindspot.checks import check_int
+from blindspot.cli import BadOption, Parser, integer, refuse
 from blindspot.evidence import ClaimResult, Evidence, run_claim
-from blindspot.io import write_json_atomic
+from blindspot.io import check_output_file, write_report
 
-
-class _Parser(argparse.ArgumentParser):
-    """Argument parser whose errors are one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+PROG = "python -m blindspot.verify"
+SEED_HIGH = 2**62 - 1
+"""Largest ``--seed``: the claims draw further seeds from it (``--full``: seed + 1, seed + 2; P6:
+seed + 1000), and every one must stay a signed 64-bit integer for ``jax.random.key``."""
 
 
 def _parser(ids: list[str]) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m blindspot.verify",
-        description="Reproduce the theory claims of blindspot (DESIGN.md P1-P8), in float64, one by one.",
+    parser = Parser(
+        prog=PROG,
+        description="Reproduce the theory claims P1-P8 of blindspot (derivations/THEORY.md), in float64, one by "
+        "one. Exit status: 0 when every selected claim passes, 1 when one fails, 2 for a bad option.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--claim", action="append", metavar="ID", help=f"run only this claim (repeatable); one of {', '.join(ids)}"
     )
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
-    parser.add_argument("--full", action="store_true", help="larger sizes (n up to 256) and several seeds")
-    parser.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically)")
+    parser.add_argument("--full", action="store_true", help="larger sizes (n up to 256) and three seeds")
+    parser.add_argument("--seed", type=integer, default=0, help=f"base PRNG seed, in [0, 2^62 - 1 = {SEED_HIGH}]")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the results as strict JSON to PATH, without timings (they go to PATH-stem.timings.json)",
+    )
     return parser
+
+
+def _check_options(argv, ids: list[str]):
+    """Parse and check every option (``BadOption`` or ``ValueError`` naming it) before any computation."""
+    args = _parser(ids).parse_args(argv)
+    unknown = [c for c in args.claim or [] if c not in ids]
+    if unknown:
+        raise BadOption(f"--claim must be one of {{{', '.join(ids)}}}, got {unknown[0]!r}")
+    check_int("--seed", args.seed, 0, SEED_HIGH)
+    if args.json is not None:
+        check_output_file("--json", args.json)
+    return args
 
 
 def _describe(e: Evidence) -> str:
@@ -53,23 +71,36 @@ def _print_result(r: ClaimResult) -> None:
     )
 
 
+def _write_json(path, results: list[ClaimResult], full: bool, seeds: list[int], device) -> bool:
+    """Write the report (no timings) and its timings file; print the error and return False if refused."""
+    report = {
+        "claims": [r.to_dict() for r in results],
+        "passed": all(r.passed for r in results),
+        "dtype": "float64",
+        "matmul_precision": "highest",
+        "device": f"{device.platform}:{device.device_kind}",
+        "jax_version": jax.__version__,
+        "full": full,
+        "seeds": seeds,
+    }
+    timings = {"seconds": sum(r.seconds for r in results), "claim_seconds": {r.claim.id: r.seconds for r in results}}
+    try:
+        write_report(path, report, timings)
+    except ValueError as error:
+        print(f"{PROG}: error: --json not written: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected claims, print the table and the summary line, return the exit status."""
     from blindspot.claims import CLAIMS
 
     ids = [c.id for c in CLAIMS]
-    args = _parser(ids).parse_args(argv)
-    if args.claim:
-        unknown = [c for c in args.claim if c not in ids]
-        if unknown:
-            print(
-                f"python -m blindspot.verify: error: --claim must be one of {{{', '.join(ids)}}}, got {unknown[0]!r}",
-                file=sys.stderr,
-            )
-            return 2
-    if args.seed < 0:
-        print(f"python -m blindspot.verify: error: --seed must be an integer >= 0, got {args.seed}", file=sys.stderr)
-        return 2
+    try:
+        args = _check_options(argv, ids)
+    except ValueError as error:
+        return refuse(PROG, error)
     if args.list:
         for c in CLAIMS:
             print(f"{c.id:<4} {c.statement}  [hypotheses: {c.hypotheses}]")
@@ -89,20 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_result(results[-1])
     passed = sum(r.passed for r in results)
     print(f"{passed} passed, {len(results) - passed} failed")
-    if args.json:
-        write_json_atomic(
-            args.json,
-            {
-                "claims": [r.to_dict() for r in results],
-                "passed": passed == len(results),
-                "dtype": "float64",
-                "matmul_precision": "highest",
-                "device": f"{device.platform}:{device.device_kind}",
-                "jax_version": jax.__version__,
-                "full": args.full,
-                "seeds": seeds,
-            },
-        )
+    if args.json is not None and not _write_json(args.json, results, args.full, seeds, device):
+        return 1
     return 0 if passed == len(results) else 1
 
 

@@ -32,9 +32,10 @@ def markdown() -> str:
     m2 = sym.column_masses(sym.symbol_matrix(2, 2, "A"))
     return rf"""# P2: the column-mass identity
 
-**Correction to DESIGN.md.** The hypothesis "no residual" is not needed: with mean pooling and no MLP
-the identity holds with a residual too, $z = \frac1n\sum_j m_j v_j + \bar h$ ($\bar h$ does not depend on
-$S$). What breaks P2 is a nonlinear position-wise MLP $\phi$ (or last/first pooling).
+**Correction to the first statement of P2**, which assumed "no residual": that hypothesis is not
+needed. With mean pooling and no MLP the identity holds with a residual too,
+$z = \frac1n\sum_j m_j v_j + \bar h$ ($\bar h$ does not depend on $S$). What breaks P2 is a nonlinear
+position-wise MLP $\phi$ (or last/first pooling).
 
 **Result (proved for general $n$).** With mean pooling, no MLP, with or without residual,
 $$z = \frac1n \sum_i o_i = \frac1n\sum_j m_j v_j + [\text{{residual}}]\,\bar h,\qquad m = A^\top 1,$$

@@ -33,9 +33,9 @@ def markdown() -> str:
     a3 = sym.row_softmax(sym.circulant(c3))
     return rf"""# P3: circulant flatness
 
-**Correction to DESIGN.md.** As for P2, a residual does not break P3 (no MLP): the pooled output
-$z = \frac1n\sum_j m_j v_j + \bar h$ is unchanged. With a nonlinear position-wise MLP the circulant family
-is not flat beyond first order (see P7).
+**Correction to the first statement of P3**, which assumed "no residual": as for P2, a residual does
+not break P3 (no MLP): the pooled output $z = \frac1n\sum_j m_j v_j + \bar h$ is unchanged. With a
+nonlinear position-wise MLP the circulant family is not flat beyond first order (see P7).
 
 **Result (proved for general $n$; fully symbolic check for every $n = {SIZES.start}, \dots, {SIZES.stop - 1}$).**
 If $S$ is circulant, $S_{{ij}} = c_{{(j-i) \bmod n}}$, then $A = \mathrm{{softmax}}_{{row}}(S)$ is circulant and

@@ -94,9 +94,10 @@ def markdown() -> str:
     )
     return rf"""# P4: the first-order blind subspace at uniform attention
 
-**Correction to DESIGN.md.** "With a residual the rows differ" needs a nonlinear position-wise MLP as
-well. With mean pooling, a residual and no MLP, every $g_i = \partial L/\partial o_i = \frac1n W\nabla$ is the same,
-so the rows are still identical (checked symbolically below). Rows differ, and the blind subspace
+**Correction to the first statement of P4**, which said "with a residual the rows differ": that needs a
+nonlinear position-wise MLP as well. With mean pooling, a residual and no MLP, every
+$g_i = \partial L/\partial o_i = \frac1n W\nabla$ is the same, so the rows are still identical (checked
+symbolically below). Rows differ, and the blind subspace
 shrinks, only with a residual *and* a nonlinear $\phi$ (or with last/first pooling). The size of that
 shrinkage is measured numerically by the analysis tools, not derived here.
 

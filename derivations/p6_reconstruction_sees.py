@@ -48,11 +48,13 @@ def markdown() -> str:
         exact = _enumerated_expectation(N, V, masked_count, lam)
         formula = sym.expected_copy_gradient(sym.sticky_agreement(N, V, lam), masked_count)
         check((exact - formula).applyfunc(sp.simplify) == sp.zeros(N, N), f"enumeration m={masked_count}")
-        design = sym.design_copy_gradient(sym.sticky_agreement(N, V, lam))
-        check((exact - design).applyfunc(sp.simplify) != sp.zeros(N, N), f"DESIGN differs m={masked_count}")
+        first_statement = sym.design_copy_gradient(sym.sticky_agreement(N, V, lam))
+        differs = (exact - first_statement).applyfunc(sp.simplify) != sp.zeros(N, N)
+        check(differs, f"first statement differs m={masked_count}")
         rescaled = exact * sp.Rational(N - 1, N - masked_count)
         gap = -(sp.eye(N) - sp.ones(N, N) / N) / N**2
-        check((design - rescaled - gap).applyfunc(sp.simplify) == sp.zeros(N, N), f"DESIGN gap m={masked_count}")
+        gap_is_exact = (first_statement - rescaled - gap).applyfunc(sp.simplify) == sp.zeros(N, N)
+        check(gap_is_exact, f"first statement gap m={masked_count}")
     # 4. sticky chain closed form: geometric row sums
     for size in SUM_SIZES:
         for i in range(size):
@@ -82,8 +84,8 @@ def markdown() -> str:
     example = sym.expected_copy_gradient(sym.sticky_agreement(N, V, lam), 1).applyfunc(sp.factor)
     return rf"""# P6: reconstruction sees
 
-**Correction to DESIGN.md (exact result, no approximation).** DESIGN's
-$E[\partial L_{{rec}}/\partial S_{{ij}}] = -\frac1{{n^2}}[P(x_j = x_i) - \mathrm{{mean}}_k P(x_k = x_i)]$ is **not exact**.
+**Correction to the first statement of P6 (exact result, no approximation).** The first statement,
+$E[\partial L_{{rec}}/\partial S_{{ij}}] = -\frac1{{n^2}}[P(x_j = x_i) - \mathrm{{mean}}_k P(x_k = x_i)]$, is **not exact**.
 The exact expectation at uniform attention, for the copy readout of `blindspot/objectives.py`
 (masked keys carry MASK and never match; exactly $m$ masked positions, a uniform subset independent
 of the tokens; mean over the masked positions), is
@@ -91,10 +93,10 @@ $$E\Big[\frac{{\partial L_{{rec}}}}{{\partial S_{{ij}}}}\Big] = -\frac{{n - m}}{
 - \frac1n \sum_k \tilde\rho_{{ik}}\Big],\qquad \tilde\rho_{{ij}} = \begin{{cases}} P(x_i = x_j) & j \ne i\\ 0 & j = i.\end{{cases}}$$
 Two changes: the factor $(n - m)/(n - 1)$ (the key $j$ must be unmasked given that the query $i$ is masked),
 and the diagonal: the query's own key is masked, so $\tilde\rho_{{ii}} = 0$ instead of $P(x_i = x_i) = 1$.
-DESIGN's formula differs from the exact one by more than a positive factor: by
+The first statement's formula differs from the exact one by more than a positive factor: by
 $-\frac{{1}}{{n^2}}(I - \frac1n 1 1^\top)$ (after rescaling), a non-gauge direction. The result holds for any
 source (stationarity only makes $\rho$ Toeplitz). For the sticky chain
-$P(x_i = x_j) = \frac1V + (1 - \frac1V)\lambda^{{|i-j|}}$ (DESIGN's $\lambda$ is `rho` in `blindspot.data`):
+$P(x_i = x_j) = \frac1V + (1 - \frac1V)\lambda^{{|i-j|}}$ ($\lambda$ is `rho` in `blindspot.data`):
 $$E\Big[\frac{{\partial L_{{rec}}}}{{\partial S_{{ij}}}}\Big] = -\frac{{n - m}}{{n^2(n-1)}}\Big[\frac1V\Big(\frac1n - \delta_{{ij}}\Big)
 + \Big(1 - \frac1V\Big)\Big((1 - \delta_{{ij}})\lambda^{{|i-j|}} - \frac{{\lambda(2 - \lambda^{{i}} - \lambda^{{n-1-i}})}}{{n(1-\lambda)}}\Big)\Big].$$
 For i.i.d. tokens ($\lambda = 0$) it is $\frac{{n-m}}{{n^2(n-1)V}}(I - \frac1n 1 1^\top)$: all off-diagonal entries are
@@ -123,7 +125,7 @@ symbolic $\lambda$).**
    $E([i\in M]\, t_{{ij}}) = \frac{{m(n-m)}}{{n(n-1)}}\tilde\rho_{{ij}}$, and multiplying by $-\frac{{1}}{{mn}}$ gives the result.
 3. Exact enumeration: for $n = {N}$, $V = {V}$ and each $m = 1, \dots, {N - 1}$, summing the SymPy gradient over all
    $V^n$ sequences (sticky-chain probabilities, polynomial in $\lambda$) and all $\binom nm$ masks equals the
-   formula exactly and differs from DESIGN's formula. For $m = 1$:
+   formula exactly and differs from the first statement's formula. For $m = 1$:
    $$E\Big[\frac{{\partial L_{{rec}}}}{{\partial S}}\Big] = {tex(example)}.$$
 4. Sticky chain: $\sum_{{k \ne i}}\lambda^{{|i-k|}} = \sum_{{r=1}}^{{i}}\lambda^r + \sum_{{r=1}}^{{n-1-i}}\lambda^r
    = \frac{{\lambda(2 - \lambda^i - \lambda^{{n-1-i}})}}{{1 - \lambda}}$ (checked for every $n \le {SUM_SIZES.stop - 1}$, every $i$),
@@ -140,7 +142,8 @@ symbolic $\lambda$).**
 ## Result
 
 $$E\Big[\frac{{\partial L_{{rec}}}}{{\partial S}}\Big] = -\frac{{n - m}}{{n^2 (n - 1)}}\Big(\tilde\rho - \frac1n\tilde\rho\, 1 1^\top\Big)
-\quad\text{{exactly}};\qquad\text{{DESIGN's }} -\tfrac1{{n^2}}[\rho - \tfrac1n \rho 11^\top] \text{{ is not exact.}}$$
+\quad\text{{exactly}};\qquad\text{{the first statement's }} -\tfrac1{{n^2}}[\rho - \tfrac1n \rho 11^\top]
+\text{{ is not exact.}}$$
 """
 
 

@@ -1,10 +1,13 @@
 """Regenerate every derivation: ``python derivations/run_all.py`` (``--check``: exit 1 if any is stale)."""
 
-import argparse
 import importlib
 import sys
 from pathlib import Path
 
+from blindspot.cli import BadOption, Parser, refuse
+from blindspot.io import write_text_atomic
+
+PROG = "python derivations/run_all.py"
 HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "p1_softmax_jacobian",
@@ -39,23 +42,30 @@ def stale_files(folder: Path = HERE, markdown=generate) -> list[str]:
     return out
 
 
+def write_all(folder: Path = HERE, markdown=generate) -> None:
+    """Write ``markdown(name)`` to ``<folder>/<name>.md`` for every script, atomically."""
+    for name in SCRIPTS:
+        path = folder / f"{name}.md"
+        write_text_atomic(path, markdown(name))
+        print(f"wrote {path.name}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Regenerate (or with ``--check`` compare) every derivation; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Regenerate (or with ``--check`` compare) every derivation; return the exit status (2: bad option)."""
+    parser = Parser(prog=PROG, description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadOption as error:
+        return refuse(PROG, error)
     if args.check:
-        stale = stale_files()
+        stale = stale_files(HERE, generate)
         if stale:
-            print(f"stale derivations: {', '.join(stale)} (run python derivations/run_all.py)", file=sys.stderr)
+            print(f"stale derivations: {', '.join(stale)} (run {PROG})", file=sys.stderr)
             return 1
         print(f"all {len(SCRIPTS)} derivations are current", file=sys.stderr)
         return 0
-    write_atomic = load("_common").write_atomic
-    for name in SCRIPTS:
-        path = HERE / f"{name}.md"
-        write_atomic(path, generate(name))
-        print(f"wrote {path.name}", file=sys.stderr)
+    write_all(HERE, generate)
     return 0
 
 

@@ -3,11 +3,13 @@
 For each query-key initialisation (``zero``, ``random``) and arm (``supervised``, ``spt``) it
 trains the same model for the same optimiser-step budget over several seeds
 (``blindspot.training.train``) and stores one ``.npz`` per (init, arm): resumable, a finished
-cell is not recomputed. The figure shows test accuracy and proximity index over training
-(mean and one standard deviation over seeds) and the final mean attention maps of seed 0.
+cell is not recomputed while the stored settings (model, training, seeds, key, data digest) match.
+The figure shows test accuracy and proximity index over training (mean and one standard deviation
+over seeds) and the final mean attention maps of seed 0.
 """
 
 import dataclasses
+import hashlib
 
 import jax
 import matplotlib.pyplot as plt
@@ -15,7 +17,16 @@ import numpy as np
 
 from blindspot.config import ModelConfig
 from blindspot.training import ARMS, Dataset, History, TrainSettings, budget, train
-from experiments.common import band, data_dir, read_json, read_npz, save_figure, write_json, write_npz
+from experiments.common import (
+    band,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    stored_settings_match,
+    write_json,
+    write_npz,
+)
 
 INITS = ("zero", "random")
 ARM_NAMES = {"supervised": "supervised from scratch", "spt": "SPT then fine-tune"}
@@ -26,32 +37,48 @@ def cell_path(name: str, init: str, arm: str, root=None):
     return data_dir(name, root) / f"{init}_{arm}.npz"
 
 
+def settings_record(config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key) -> dict:
+    """Everything the stored cells depend on: model, training, seeds, PRNG key and a digest of the data."""
+    digest = hashlib.sha256()
+    for array in data:
+        digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+    return {
+        "config": config.to_dict(),
+        "inits": list(INITS),
+        "training": settings._asdict(),
+        "budget": {arm: budget(settings, arm) for arm in ARMS},
+        "seeds": seeds,
+        "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "data_sha256": digest.hexdigest(),
+        "train_size": int(data.train_tokens.shape[0]),
+        "test_size": int(data.test_tokens.shape[0]),
+        "eval_size": int(min(settings.eval_size, data.test_tokens.shape[0])),
+        "dtype": "float64",
+    }
+
+
 def compute(name: str, config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key, root=None):
-    """Train every (init, arm) cell that has no data file yet, then write ``settings.json``."""
+    """Train every (init, arm) cell that has no data file for these settings yet.
+
+    The cells are reused only when ``settings.json`` beside them holds exactly ``settings_record``;
+    otherwise they are deleted before the new record is written, so an interrupted run resumes with
+    the cells of its own settings only.
+    """
+    record = settings_record(config, data, settings, seeds=seeds, key=key)
+    path = data_dir(name, root) / "settings.json"
+    cells = {(init, arm): cell_path(name, init, arm, root) for init in INITS for arm in ARMS}
+    if not stored_settings_match(path, record):
+        for cell in cells.values():
+            cell.unlink(missing_ok=True)
+        write_json(path, record)
     keys = jax.random.split(key, seeds)
-    for init in INITS:
+    for (init, arm), cell in cells.items():
+        if cell.exists():
+            print(f"{name}: {cell.name} reused (its settings match; --fresh recomputes it)")
+            continue
         cfg = dataclasses.replace(config, qk_init=init)
-        for arm in ARMS:
-            path = cell_path(name, init, arm, root)
-            if path.exists():
-                print(f"{name}: {path.name} exists, skipped (delete it to recompute)")
-                continue
-            h = train(cfg, data, keys, arm=arm, settings=settings, label=f"{name} {init:6s}")
-            write_npz(path, **{k: v for k, v in h._asdict().items() if k != "params"})
-    write_json(
-        data_dir(name, root) / "settings.json",
-        {
-            "config": config.to_dict(),
-            "inits": list(INITS),
-            "training": settings._asdict(),
-            "budget": {arm: budget(settings, arm) for arm in ARMS},
-            "seeds": seeds,
-            "train_size": int(data.train_tokens.shape[0]),
-            "test_size": int(data.test_tokens.shape[0]),
-            "eval_size": int(min(settings.eval_size, data.test_tokens.shape[0])),
-            "dtype": "float64",
-        },
-    )
+        h = train(cfg, data, keys, arm=arm, settings=settings, label=f"{name} {init:6s}")
+        write_npz(cell, **{k: v for k, v in h._asdict().items() if k != "params"})
 
 
 def load(name: str, init: str, arm: str, root=None) -> History:

@@ -1,16 +1,18 @@
-r"""Benchmarks of the analysis toolkit, printed as one JSON object (issue 4, item 7).
+r"""Benchmarks of the analysis toolkit, printed as one JSON object.
 
 (a) restricted Hessian on ``toeplitz`` vs dense ``jax.hessian`` then projection, n = 24, and (b) one HVP
 vs one gradient, n = 256: ``curvature_benchmarks`` of ``experiments/bench_curvature.py``.
 (c) closed-form (factored) per-sample score gradients vs autodiff through the softmax, n = 1024.
 (d) wall time and peak resident memory of a first-order probe (``--taylor-order 0``) at n = 1024,
-d = 64, batch 64 and at n = 4096, each in a fresh subprocess (peak RSS = ``ru_maxrss``).
+d = 64, batch 64 and at n = 4096, each in a fresh subprocess (peak RSS = ``ru_maxrss``), beside the
+probe's own up-front estimate (``probe.memory_estimate``).
 
 Timings are best-of-``repeats`` after a warm-up call (compilation excluded), each ending with
 ``block_until_ready``. ``--quick``: n = 256 for (c), n = 256 and 512 with batch 16 for (d).
+``--smoke``: tiny sizes and one repeat, only to check in seconds that every benchmark runs (its
+numbers mean nothing).
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,7 +27,27 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from blindspot.cli import BadOption, Parser, refuse  # noqa: E402
 from experiments.bench_curvature import best_time, curvature_benchmarks  # noqa: E402
+
+PROG = "python experiments/bench_analysis.py"
+
+SIZES = {
+    "full": {
+        "repeats": 3,
+        "curvature": {},
+        "c": {"n": 1024, "batch": 8, "d": 64},
+        "d": [(1024, 64, 64), (4096, 64, 64)],
+    },
+    "quick": {"repeats": 2, "curvature": {}, "c": {"n": 256, "batch": 8, "d": 64}, "d": [(256, 64, 16), (512, 64, 16)]},
+    "smoke": {
+        "repeats": 1,
+        "curvature": {"restricted_n": 4, "hvp_n": 8, "repeats": 1},
+        "c": {"n": 8, "batch": 2, "d": 4},
+        "d": [(8, 4, 2)],
+    },
+}
+"""Sizes per mode: repeats, curvature benchmark sizes, (c) n, batch, d and the (n, d, batch) of each (d) run."""
 
 PROBE_RUN = """
 import json, resource, sys, time
@@ -76,9 +98,12 @@ def fast_vs_autodiff(n: int, *, batch: int, d: int, repeats: int) -> dict:
 
 
 def probe_run(n: int, *, d: int, batch: int) -> dict:
-    """(d): one first-order probe in a fresh process: wall time, peak RSS, and its span ranks."""
+    """(d): one first-order probe in a fresh process: wall time, peak RSS beside the estimate, span ranks."""
+    from blindspot import probe
+
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     args = ["--n", str(n), "--d", str(d), "--batch", str(batch), "--taylor-order", "0"]
+    estimate = sum(probe.memory_estimate(probe.build_parser().parse_args(args)).values())
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", PROBE_RUN, *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -93,33 +118,40 @@ def probe_run(n: int, *, d: int, batch: int) -> dict:
         "batch": batch,
         "process_seconds": wall,
         **stats,
+        "estimated_peak_mib": estimate / 2**20,
         "span_rank_row": spans[0] if spans else "",
     }
 
 
-def main(argv=None) -> None:
-    """Command line: ``python experiments/bench_analysis.py [--quick] [--skip-curvature]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a sub-minute run")
+def main(argv=None) -> int:
+    """Command line: ``python experiments/bench_analysis.py [--quick | --smoke] [--skip-curvature]``."""
+    parser = Parser(prog=PROG, description=" ".join(__doc__.split("\n\n")[0].split()))
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes, for a sub-minute run")
+    sizes.add_argument("--smoke", action="store_true", help="tiny sizes: checks in seconds that everything runs")
     parser.add_argument("--skip-curvature", action="store_true", help="leave out (a) and (b)")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadOption as error:
+        return refuse(PROG, error)
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
-    repeats = 2 if args.quick else 3
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    size = SIZES[mode]
     device = jax.devices()[0]
     report = {
         "device": f"{device.platform}:{device.device_kind} x{len(jax.devices())}",
         "cpu_count": os.cpu_count(),
         "dtype": "float64",
-        "quick": args.quick,
+        "mode": mode,
     }
     if not args.skip_curvature:
-        report["curvature"] = curvature_benchmarks(args.quick)
-    report["c_fast_vs_autodiff"] = fast_vs_autodiff(256 if args.quick else 1024, batch=8, d=64, repeats=repeats)
-    sizes = [(256, 16), (512, 16)] if args.quick else [(1024, 64), (4096, 64)]
-    report["d_first_order_probe"] = [probe_run(n, d=64, batch=b) for n, b in sizes]
+        report["curvature"] = curvature_benchmarks(mode != "full", **size["curvature"])
+    report["c_fast_vs_autodiff"] = fast_vs_autodiff(**size["c"], repeats=size["repeats"])
+    report["d_first_order_probe"] = [probe_run(n, d=d, batch=b) for n, d, b in size["d"]]
     print(json.dumps(report, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

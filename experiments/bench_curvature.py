@@ -1,4 +1,4 @@
-r"""Benchmarks of the curvature tools (issue 4, item 7 (a) and (b)), printed as JSON.
+r"""Benchmarks of the curvature tools, (a) and (b) of ``bench_analysis``, printed as JSON.
 
 (a) The Hessian of the score-space classification loss restricted to the ``toeplitz`` family
     ($2n - 1$ directions) from batched JVPs, against the dense ``jax.hessian`` followed by the
@@ -64,9 +64,8 @@ def best_time(fn, *args, repeats: int) -> float:
     return min(times)
 
 
-def restricted_vs_dense(*, repeats: int) -> dict:
+def restricted_vs_dense(n: int = RESTRICTED_N, *, repeats: int) -> dict:
     """Time (a): restricted Hessian on ``toeplitz`` vs dense ``jax.hessian`` then projection."""
-    n = RESTRICTED_N
     f = score_losses(n, jax.random.key(0))["classification"]
     s = jnp.zeros((n, n))
     basis = directions.toeplitz(n, dtype=s.dtype)
@@ -92,9 +91,8 @@ def restricted_vs_dense(*, repeats: int) -> dict:
     }
 
 
-def hvp_vs_grad(*, repeats: int) -> dict:
-    """Time (b): one Hessian-vector product against one gradient, both objectives, at $n = 256$."""
-    n = HVP_N
+def hvp_vs_grad(n: int = HVP_N, *, repeats: int) -> dict:
+    """Time (b): one Hessian-vector product against one gradient, both objectives (default $n = 256$)."""
     s = jnp.zeros((n, n))
     v = jax.random.normal(jax.random.key(1), (n, n), s.dtype)
     report = {"n": n, "batch": BATCH, "target_ratio_at_most": 3.0}
@@ -105,9 +103,9 @@ def hvp_vs_grad(*, repeats: int) -> dict:
     return report
 
 
-def curvature_benchmarks(quick: bool) -> dict:
+def curvature_benchmarks(quick: bool, *, restricted_n: int = RESTRICTED_N, hvp_n: int = HVP_N, repeats=None) -> dict:
     """Run both benchmarks in one process and return their figures with the run's settings."""
-    repeats = 5 if quick else 20
+    repeats = repeats or (5 if quick else 20)
     return {
         "dtype": str(jnp.zeros(()).dtype),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
@@ -115,8 +113,8 @@ def curvature_benchmarks(quick: bool) -> dict:
         "cpu_count": os.cpu_count(),
         "quick": quick,
         "repeats": repeats,
-        "restricted_vs_dense": restricted_vs_dense(repeats=repeats),
-        "hvp_vs_grad": hvp_vs_grad(repeats=repeats),
+        "restricted_vs_dense": restricted_vs_dense(restricted_n, repeats=repeats),
+        "hvp_vs_grad": hvp_vs_grad(hvp_n, repeats=repeats),
     }
 
 

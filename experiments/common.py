@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blindspot.io import write_atomic, write_json_atomic  # noqa: E402
+from blindspot.io import json_text, write_atomic, write_json_atomic  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "paper_figs"
@@ -51,6 +51,11 @@ def read_json(path):
     """Read a JSON file."""
     with open(path) as f:
         return json.load(f)
+
+
+def stored_settings_match(path, settings: dict) -> bool:
+    """Whether the JSON file ``path`` exists and holds exactly ``settings`` (compared as JSON values)."""
+    return Path(path).is_file() and read_json(path) == json.loads(json_text(settings))
 
 
 def write_npz(path, **arrays) -> None:

@@ -2,26 +2,29 @@
 
 Usage: ``python experiments/run_all.py [--small] [--root DIR] [--fresh] [--report-only] [--only NAME ...]``.
 
-``--small`` runs the seconds-long smoke versions (default root ``paper_figs/small``, so the
-committed full results are never overwritten by it). Computation is resumable: finished
-training cells are skipped; ``--fresh`` deletes the root's data first (a full, timed
-regeneration); ``--report-only`` rewrites the summary and RESULTS.md from the stored data (keeping
-the recorded run time). Exit status 2 and a one-line message on bad arguments.
+``--small`` runs the smoke versions at tiny sizes (default root ``paper_figs/small``, so the
+committed full results are never overwritten by it). Computation is resumable: finished training
+cells whose stored settings match are skipped; ``--fresh`` deletes the data of the figures that run
+first (a full, timed regeneration); ``--report-only`` rewrites the summary and RESULTS.md from the
+stored data (keeping the recorded run time). Exit status 2 and a one-line message on a bad option.
 """
 
-import argparse
 import importlib
 import os
 import shutil
 import sys
 import time
+from argparse import ArgumentDefaultsHelpFormatter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from blindspot.cli import BadOption, Parser, refuse  # noqa: E402
+from blindspot.io import check_output_folder  # noqa: E402
 from experiments import results  # noqa: E402
 from experiments.common import DEFAULT_ROOT, setup  # noqa: E402
 
+PROG = "python experiments/run_all.py"
 FIGURES = (
     "training_dynamics_synthetic",
     "training_dynamics_digits",
@@ -34,16 +37,20 @@ FIGURES = (
 
 
 def run(*, small: bool = False, root=None, fresh: bool = False, only=None) -> float:
-    """Run ``main`` of every figure script (or those in ``only``), then the summary; return seconds."""
+    """Run ``main`` of every figure script (or those in ``only``), then the summary; return seconds.
+
+    ``fresh`` deletes the stored data of the figures that run, so nothing cached is reused.
+    """
     setup()
-    root = Path(root or (DEFAULT_ROOT / "small" if small else DEFAULT_ROOT))
+    root = _root(small, root)
+    names = only or FIGURES
     if fresh:
-        for name in FIGURES:
+        for name in names:
             shutil.rmtree(root / name, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     seconds = {}
-    for name in only or FIGURES:
+    for name in names:
         t = time.perf_counter()
         print(f"== {name}", flush=True)
         importlib.import_module(f"experiments.{name}").main(small=small, root=root)
@@ -60,26 +67,53 @@ def run(*, small: bool = False, root=None, fresh: bool = False, only=None) -> fl
 
 def report(*, small: bool = False, root=None) -> None:
     """Rewrite ``summary.json`` and ``RESULTS.md`` from the stored data, keeping the recorded run time."""
-    root = Path(root or (DEFAULT_ROOT / "small" if small else DEFAULT_ROOT))
+    root = _root(small, root)
     results.write_summary(root, results.read_json(root / "summary.json")["regeneration"])
     results.write_results(root)
 
 
-def main(argv=None) -> int:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="seconds-long smoke versions")
-    parser.add_argument("--root", default=None, help="output folder (default paper_figs, or paper_figs/small)")
-    parser.add_argument("--fresh", action="store_true", help="delete existing data first (timed full run)")
+def _root(small: bool, root) -> Path:
+    if root is not None:
+        return Path(root)
+    return DEFAULT_ROOT / "small" if small else DEFAULT_ROOT
+
+
+def _parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description=" ".join((__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[2]).split()),
+        formatter_class=ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--small", action="store_true", help="smoke versions at tiny sizes")
+    parser.add_argument(
+        "--root", default=None, help="output folder (not given: paper_figs, or paper_figs/small with --small)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="delete the data of the figures that run first (timed run)"
+    )
     parser.add_argument("--report-only", action="store_true", help="rewrite summary.json and RESULTS.md from the data")
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=None, help="run only these figures")
+    return parser
 
-    def error(message):
-        print(f"run_all: {message}", file=sys.stderr)
-        sys.exit(2)
 
-    parser.error = error
-    args = parser.parse_args(argv)
+def _check_options(argv):
+    """Parse and check every option before anything is computed or deleted (``ValueError`` naming it)."""
+    args = _parser().parse_args(argv)
+    root = check_output_folder("--root", args.root if args.root is not None else _root(args.small, None))
+    if args.report_only:
+        if args.fresh or args.only:
+            raise BadOption("--report-only computes nothing, so it takes neither --fresh nor --only")
+        if not (root / "summary.json").is_file():
+            raise BadOption(f"--report-only needs {root / 'summary.json'} from an earlier run; run without it first")
+    return args
+
+
+def main(argv=None) -> int:
+    """Command line entry point; exit status 2 and one line on stderr for a bad option."""
+    try:
+        args = _check_options(argv)
+    except ValueError as error:
+        return refuse(PROG, error)
     if args.report_only:
         report(small=args.small, root=args.root)
     else:

@@ -23,7 +23,7 @@ LEVELS = 4
 
 
 def settings(small: bool = False):
-    """Model and optimisation settings (``small``: a seconds-long smoke version)."""
+    """Model and optimisation settings (``small``: a smoke version at tiny sizes)."""
     config = ModelConfig(n=64, d=32, vocab=LEVELS, classes=10, residual=True, mlp=64, mask_rate=0.15)
     if small:
         return config, 128, TrainSettings(total_steps=20, spt_steps=10, eval_every=10, eval_size=64), 2

@@ -22,21 +22,25 @@ NAME = Path(__file__).stem
 
 
 def settings(small: bool = False):
-    """Model, data and optimisation settings (``small``: a seconds-long smoke version)."""
+    """Model, data and optimisation settings (``small``: a smoke version at tiny sizes)."""
     config = ModelConfig(n=16, d=32, vocab=8, classes=2, residual=True, mlp=64, mask_rate=0.15)
     if small:
         return config, 256, 128, TrainSettings(total_steps=40, spt_steps=20, eval_every=20, eval_size=128), 2
     return config, 4000, 1000, TrainSettings(total_steps=2000, spt_steps=1000, eval_every=100, eval_size=1000), 3
 
 
-def compute(small: bool = False, root=None) -> None:
-    """Train both arms from both query-key initialisations and store the histories."""
+def inputs(small: bool = False) -> dict:
+    """Return the arguments of ``_dynamics.compute``: model, data, optimisation settings, seeds, key."""
     config, n_train, n_test, train_settings, seeds = settings(small)
     x, y = paired_task(jax.random.PRNGKey(0), n_train, config.n, config.vocab)
     xt, yt = paired_task(jax.random.PRNGKey(1), n_test, config.n, config.vocab)
-    _dynamics.compute(
-        NAME, config, Dataset(x, y, xt, yt), train_settings, seeds=seeds, key=jax.random.PRNGKey(2), root=root
-    )
+    data = Dataset(x, y, xt, yt)
+    return {"config": config, "data": data, "settings": train_settings, "seeds": seeds, "key": jax.random.PRNGKey(2)}
+
+
+def compute(small: bool = False, root=None) -> None:
+    """Train both arms from both query-key initialisations and store the histories."""
+    _dynamics.compute(NAME, **inputs(small), root=root)
 
 
 def plot(root=None):

@@ -64,3 +64,17 @@ def test_theory_index_links_every_derivation_and_claim():
         assert f"\n## P{i}:" in text, f"P{i}"
     for i in range(1, 9):
         assert f"| `P{i}` |" in text, f"claim P{i}"
+
+
+def test_the_documented_commands_write_and_check_every_derivation(tmp_path, monkeypatch, capsys):
+    """``python derivations/run_all.py`` and ``--check`` through ``main`` (SymPy results cached)."""
+    module = run_all()
+    monkeypatch.setattr(module, "generate", generated)
+    assert module.main(["--check"]) == 0
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    assert module.main([]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.md" for name in module.SCRIPTS)
+    assert module.stale_files(tmp_path, generated) == []
+    (tmp_path / f"{module.SCRIPTS[0]}.md").write_text("stale\n", encoding="utf-8")
+    assert module.main(["--check"]) == 1
+    assert f"stale derivations: {module.SCRIPTS[0]}.md" in capsys.readouterr().err

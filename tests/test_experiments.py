@@ -1,37 +1,36 @@
-"""Smoke tests: every figure script through ``main(small=True)`` into a temporary folder."""
+"""The figure scripts through ``python experiments/run_all.py --small``, the cache rule, the benchmarks."""
 
-import importlib
+import dataclasses
 import json
 import re
+import shutil
 
+import jax
 import pytest
 
-from experiments import results, run_all
+from experiments import _dynamics, bench_analysis, results, run_all
+from experiments import training_dynamics_synthetic as synthetic
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("paper_figs")
+    """One ``run_all.py --small`` (every figure's ``main(small=True)``, then summary and RESULTS.md)."""
+    root = tmp_path_factory.mktemp("paper_figs")
+    assert run_all.main(["--small", "--root", str(root)]) == 0
+    return root
 
 
 @pytest.mark.parametrize("name", run_all.FIGURES)
-def test_figure_runs_small(name, root):
-    paths = importlib.import_module(f"experiments.{name}").main(small=True, root=root)
-    assert sorted(p.suffix for p in paths) == [".pdf", ".png"]
+def test_every_figure_is_written(name, root):
     for ext in ("png", "pdf"):
         assert (root / f"{name}.{ext}").stat().st_size > 0
-    assert any((root / name).iterdir())
+    assert (root / name / "settings.json").is_file() and any((root / name).glob("*.npz"))
     assert not [p for p in root.rglob(".*") if p.is_file()], "leftover temporary files"
 
 
 def test_summary_and_results_agree(root):
-    for name in run_all.FIGURES:
-        if not (root / f"{name}.png").exists():
-            pytest.skip("run the figure smoke tests first")
-    run = results.regeneration(small=True, wall_seconds=1.0, figure_seconds={}, fresh=False, cores=2)
-    summary = results.write_summary(root, run)
-    results.write_results(root)
-    assert json.loads((root / "summary.json").read_text()) == summary
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["regeneration"]["command"] == "python experiments/run_all.py --small"
     text = (root / "RESULTS.md").read_text()
     for dataset in ("synthetic", "digits"):
         for arm in ("supervised", "spt"):
@@ -44,9 +43,65 @@ def test_summary_and_results_agree(root):
                 assert re.search(rf"\| {dataset} \| [^|]+ \| .*{re.escape(cell)}", text), (dataset, arm, key)
 
 
-def test_run_all_bad_arguments(capsys):
-    with pytest.raises(SystemExit) as exc:
-        run_all.main(["--only", "no_such_figure"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("run_all:")
+def test_report_only_rewrites_the_same_summary(root):
+    before = (root / "summary.json").read_bytes(), (root / "RESULTS.md").read_bytes()
+    assert run_all.main(["--small", "--root", str(root), "--report-only"]) == 0
+    assert ((root / "summary.json").read_bytes(), (root / "RESULTS.md").read_bytes()) == before
+
+
+class Retrained(Exception):
+    pass
+
+
+def _retrain(*args, **kwargs):
+    raise Retrained
+
+
+def _changed(inputs, what):
+    if what == "learning rate":
+        return {**inputs, "settings": inputs["settings"]._replace(learning_rate=inputs["settings"].learning_rate / 2)}
+    if what == "data":
+        data = inputs["data"]
+        return {**inputs, "data": data._replace(train_labels=1 - data.train_labels)}
+    if what == "key":
+        return {**inputs, "key": jax.random.PRNGKey(5)}
+    return {**inputs, "config": dataclasses.replace(inputs["config"], mask_rate=0.3)}
+
+
+@pytest.mark.parametrize("what", ["learning rate", "data", "key", "model"])
+def test_cached_training_is_reused_only_when_its_settings_match(root, tmp_path, monkeypatch, what):
+    shutil.copytree(root / synthetic.NAME, tmp_path / synthetic.NAME)
+    cells = sorted((tmp_path / synthetic.NAME).glob("*.npz"))
+    assert len(cells) == 4
+    monkeypatch.setattr(_dynamics, "train", _retrain)
+    inputs = synthetic.inputs(small=True)
+    _dynamics.compute(synthetic.NAME, **inputs, root=tmp_path)  # same settings: every cell is reused
+    assert sorted((tmp_path / synthetic.NAME).glob("*.npz")) == cells
+    changed = _changed(inputs, what)
+    with pytest.raises(Retrained):
+        _dynamics.compute(synthetic.NAME, **changed, root=tmp_path)
+    assert not list((tmp_path / synthetic.NAME).glob("*.npz")), "stale cells must not survive"
+    stored = json.loads((tmp_path / synthetic.NAME / "settings.json").read_text())
+    assert stored == json.loads(json.dumps(_dynamics.settings_record(**changed)))
+
+
+def test_results_of_an_empty_root_have_no_training_sections(tmp_path):
+    """A summary of an empty root has no training sections and writes a RESULTS.md all the same."""
+    run = results.regeneration(small=True, wall_seconds=1.0, figure_seconds={}, fresh=False, cores=2)
+    summary = results.write_summary(tmp_path, run)
+    results.write_results(tmp_path)
+    assert "synthetic" not in summary and (tmp_path / "RESULTS.md").read_text().startswith("# Results")
+
+
+def test_bench_analysis_smoke_runs_every_benchmark(capsys):
+    """``python experiments/bench_analysis.py --smoke``: the README's benchmark command at tiny sizes."""
+    assert bench_analysis.main(["--smoke"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "smoke"
+    restricted = report["curvature"]["restricted_vs_dense"]
+    assert restricted["max_abs_difference"] <= restricted["agreement_tolerance"]  # the two routes agree
+    for objective in ("classification", "reconstruction"):
+        assert report["curvature"]["hvp_vs_grad"][objective]["hvp_seconds"] > 0
+        assert report["c_fast_vs_autodiff"][objective]["factored_seconds"] > 0
+    (probe_run,) = report["d_first_order_probe"]
+    assert probe_run["exit"] == 0 and probe_run["peak_rss_mib"] > 0 and probe_run["estimated_peak_mib"] > 0

@@ -32,7 +32,7 @@ CONFIGS = [
 
 
 def reference_logits(params, config, tokens):
-    """Loop-by-loop numpy forward pass, written from DESIGN.md independently of the model code."""
+    """Loop-by-loop numpy forward pass, written from the model's definition independently of the model code."""
     p = np.asarray(params.positional)
     h = np.asarray(params.token_embedding)[np.asarray(tokens)] + p
     qk = params.query_key
