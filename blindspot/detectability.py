@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_bool, check_finite, check_shape
+from blindspot.checks import check_bool, check_finite, check_float, check_shape
 
 
 class Moments(NamedTuple):
@@ -93,8 +93,13 @@ def combine(a: Moments, b: Moments) -> Moments:
     return Moments(a.count + b.count, a.total + b.total, a.second + b.second)
 
 
-def estimate(m: Moments) -> Detectability:
+def estimate(m: Moments, *, resolution: float = 0.0) -> Detectability:
     r"""Signal, noise and detectability from streamed moments of $B \ge 2$ samples.
+
+    ``resolution`` is the rounding error of one coordinate vector (for example eps times the size of
+    the computation times the largest gradient norm): a mean $\lVert \bar c\rVert \le$ ``resolution``
+    is rounding, not signal, and gives ``signal_squared = 0`` and ``batch_star = None`` (the gauge
+    family, exactly blind by P1, reads 0 instead of a ratio of rounding errors).
 
     Notes
     -----
@@ -105,6 +110,7 @@ def estimate(m: Moments) -> Detectability:
     at the sample moments. ``noise`` is
     $\operatorname{tr}\hat\Sigma$ (unbiased); ``batch_star`` is noise over signal squared.
     """
+    check_float("resolution", resolution, 0.0, float("inf"), open_low=False)
     b = m.count
     if b < 2:
         raise ValueError(f"m.count must be an integer >= 2 (two samples estimate a covariance), got {b}")
@@ -113,7 +119,7 @@ def estimate(m: Moments) -> Detectability:
     second = np.asarray(m.second, dtype=np.float64)
     mean_sq = float(mean @ mean)
     noise = (float(np.trace(second) if full else second) - b * mean_sq) / (b - 1)
-    signal_squared = mean_sq - noise / b
+    signal_squared = mean_sq - noise / b if mean_sq > resolution**2 else 0.0
     se = None
     if full:
         cov = (second - b * np.outer(mean, mean)) / (b - 1)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import curvature, data, directions, fast_paths, jacobian, taylor
+from blindspot import curvature, data, detectability, directions, fast_paths, jacobian, taylor
 from blindspot.checks import check_float, check_int
 from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
@@ -37,6 +37,7 @@ from blindspot.objectives import (
     reconstruction_loss_at_features,
     reconstruction_loss_at_scores,
 )
+from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
@@ -90,6 +91,16 @@ FIGURES = """reported figures (per objective):
   expected_alignment   per family: ||Q_F g_bar|| / ||g_bar|| for the mean gradient g_bar (signed cosine
                        <g_bar, q>/||g_bar|| for one-dimensional families, q the unit non-gauge part;
                        negative = descent moves along +q)
+  detectability        per family (null with --batch 1): with c_s the coordinates of sample s's gradient
+                       in the orthonormal basis Q_F above, mu = E c, Sigma = Cov c over the data:
+                       signal_squared  unbiased estimate of ||mu||^2 (can be < 0 below the noise floor),
+                                       with its standard error signal_squared_se; signal = sqrt(max(0, .))
+                       noise           tr Sigma (unbiased)
+                       batch_star      noise / signal_squared: the batch size at which the batch-mean
+                                       gradient's component in F has signal-to-noise 1 (null: no signal)
+                       share           ||mu|| / ||E g||: the part of the mean step that points into F
+                       (a mean within rounding, 100 eps n ||g||_max, counts as no signal: the gauge)
+                       count           b, the samples behind the estimates
   taylor               c_0..c_K of t -> mean_b L_b(S_b + t D) along unit directions D: band_1, the
                        symmetric wrap-around band circulant_1 and the non-gauge part of the proximity
                        kernel (c_k = f^(k)(0)/k!)
@@ -391,15 +402,24 @@ def _dense_first_order(params, config, objective, tokens, target) -> FirstOrder:
     )
 
 
-def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict]:
-    """Visible fraction and mean-gradient alignment of every registered family, from the statistics."""
-    families, alignment = {}, {}
+def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
+    """Visible fraction, mean-gradient alignment and detectability of every registered family."""
+    families, alignment, detect = {}, {}, {}
+    count = first.score_norms.shape[0]
+    whole = None
+    if count >= 2:
+        squared = float(jnp.sum(first.score_norms**2))
+        whole = detectability.estimate(detectability.norm_moments(count, first.mean_norm, squared))
+        resolution = close_tolerance(first.score_norms.dtype, n * n) * float(jnp.max(first.score_norms))
     for name in directions.registry_names(n, bands=bands):
         fam = directions.family(name, n, dtype=first.statistics.rows.dtype)
         coords = fam.coordinates(first.statistics)
         families[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(first.span, coords).fraction}
         alignment[name] = jacobian.expected_alignment_from_projections(coords, first.mean_norm)
-    return families, alignment
+        if whole is not None:
+            estimate = detectability.estimate(detectability.moments(coords), resolution=resolution)
+            detect[name] = {**estimate._asdict(), "share": detectability.share(estimate, whole)}
+    return families, alignment, detect if whole is not None else None
 
 
 @partial(jax.jit, static_argnums=(1, 2, 6))
@@ -463,7 +483,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
     tokens, target = jacobian.shard_batch(tokens, target)
     first_order = _factored_first_order if route == "factored" else _dense_first_order
     first = first_order(params, config, objective, tokens, target)
-    families, alignment = _family_entries(first, config.n, bands)
+    families, alignment, detect = _family_entries(first, config.n, bands)
     report = {
         "route": first.route,
         "per_sample_rank_max": first.per_sample_rank_max,
@@ -473,6 +493,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         "largest_singular_value": float(first.span.singular_values[0]),
         "families": families,
         "expected_alignment": alignment,
+        "detectability": detect,
         "taylor": _taylor_entry(params, config, objective, tokens, target, taylor_order),
     }
     if hessian:
@@ -516,6 +537,12 @@ def _print_table(report, timings) -> None:
             f"{'alignment ' + fam:{width}}"
             + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names)
         )
+    for fam in first["detectability"] or {}:
+        for key in ("batch_star", "share"):
+            print(
+                f"{f'{key} {fam}':{width}}"
+                + "".join(f"{_fmt(objectives[o]['detectability'][fam][key]):>18}" for o in names)
+            )
     for direction in first["taylor"]:
         for k in range(len(first["taylor"][direction])):
             print(
@@ -537,6 +564,8 @@ def _print_table(report, timings) -> None:
 
 
 def _fmt(value):
+    if value is None:
+        return "-"
     if isinstance(value, str):
         return value
     if isinstance(value, int | np.integer):

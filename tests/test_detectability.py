@@ -129,6 +129,13 @@ def test_norm_moments_give_the_estimates_of_the_dense_vectors():
     assert norms.noise == pytest.approx(dense.noise, rel=tol)
 
 
+def test_a_mean_within_the_resolution_is_no_signal():
+    c = 1e-18 * np.random.default_rng(7).standard_normal((8, 3)) + 1e-17
+    assert estimate(moments(jnp.asarray(c))).batch_star is not None  # a ratio of rounding errors
+    rounded = estimate(moments(jnp.asarray(c)), resolution=1e-16)
+    assert rounded.signal_squared == 0.0 and rounded.signal == 0.0 and rounded.batch_star is None
+
+
 def test_share_and_undefined_cases():
     c = jnp.asarray(np.random.default_rng(5).standard_normal((6, 2)) + 2.0)
     fam = estimate(moments(c[:, :1]))
@@ -146,6 +153,7 @@ def test_share_and_undefined_cases():
         (lambda: moments(jnp.asarray([[1.0], [jnp.nan]])), "coordinates must be finite"),
         (lambda: moments(jnp.ones((2, 2)), covariance=1), "covariance must be True or False"),
         (lambda: estimate(moments(jnp.ones((1, 2)))), "m.count must be an integer >= 2"),
+        (lambda: estimate(moments(jnp.ones((2, 2))), resolution=-1.0), "resolution must be a real number"),
         (lambda: combine(moments(jnp.ones((2, 2))), moments(jnp.ones((2, 3)))), "b must have the shapes of a"),
         (
             lambda: share(estimate(moments(jnp.ones((2, 1)))), estimate(moments(jnp.ones((3, 1))))),

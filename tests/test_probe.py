@@ -236,3 +236,31 @@ def test_position_only_query_key_gradient_is_rank_one_or_zero(tmp_path, centred,
     w = report["objectives"]["classification"]["parameter_space"]
     assert w["grad_rank"] == rank
     assert w["mean_grad_is_zero"] == centred
+
+
+@pytest.mark.parametrize("route", ["factored", "dense"])
+def test_detectability_against_dense_gradients_and_a_pairwise_estimate(tmp_path, route):
+    options = ["--n", "6", "--d", "4", "--batch", "20", "--taylor-order", "0", "--data", "markov", "--mask-rate", "0.3"]
+    report = _report(tmp_path, *options, "--route", route)["objectives"]
+    args = probe.build_parser().parse_args(options)
+    config = probe._check_options(args)
+    tokens, labels, masks = probe._batch(args, config)
+    params = init(jax.random.key(args.seed), config)
+    for objective, target in (("classification", labels), ("reconstruction", masks)):
+        grads = np.asarray(jacobian.score_gradients(params, config, objective, tokens, target)).reshape(20, -1)
+        mean = grads.mean(0)
+        whole = mean @ mean - np.trace(np.cov(grads.T)) / 20
+        for name in ("circulant", "band_1", "proximity", "column_sum"):
+            basis = np.asarray(directions.family(name, 6).basis()).reshape(-1, 36)
+            c = grads @ basis.T
+            pairs = (np.sum(c.sum(0) ** 2) - np.sum(c**2)) / (20 * 19)  # mean of <c_s, c_t> over s != t
+            got = report[objective]["detectability"][name]
+            assert got["noise"] == pytest.approx(np.trace(np.atleast_2d(np.cov(c.T))), rel=1e3 * TOL, abs=1e3 * TOL)
+            if objective == "classification" and name == "circulant":  # exactly blind at W = 0 (P3, P4)
+                assert got["signal_squared"] == 0.0 and got["batch_star"] is None
+                continue
+            assert got["signal_squared"] == pytest.approx(pairs, rel=1e3 * TOL, abs=1e3 * TOL), (objective, name)
+            if whole <= 0.0:  # the mean gradient itself is below the noise floor: no share
+                assert got["share"] is None
+            else:
+                assert got["share"] == pytest.approx(np.sqrt(max(pairs, 0.0) / whole), rel=1e3 * TOL), (objective, name)
