@@ -33,6 +33,7 @@ from blindspot.objectives import (
     reconstruction_loss_at_features,
     reconstruction_loss_at_scores,
 )
+from blindspot.runtime import require_sound_compiler
 
 DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", "dense", "factored")
@@ -451,6 +452,7 @@ def run(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse options, enable float64 and "highest" matmul precision, report; 2 on bad options."""
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     parser = build_parser()

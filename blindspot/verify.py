@@ -12,6 +12,7 @@ import jax
 
 from blindspot.evidence import ClaimResult, Evidence, run_claim
 from blindspot.io import write_json_atomic
+from blindspot.runtime import require_sound_compiler
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.id:<4} {c.statement}  [hypotheses: {c.hypotheses}]")
         return 0
 
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     device = jax.devices()[0]

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from blindspot.runtime import require_sound_compiler  # noqa: E402
 from experiments.bench_curvature import best_time, curvature_benchmarks  # noqa: E402
 
 PROBE_RUN = """
@@ -103,6 +104,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a sub-minute run")
     parser.add_argument("--skip-curvature", action="store_true", help="leave out (a) and (b)")
     args = parser.parse_args(argv)
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     repeats = 2 if args.quick else 3
