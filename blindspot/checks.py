@@ -141,11 +141,20 @@ def check_array(name: str, array, shape: tuple | None = None, *, kind: str = "fl
 
 def check_finite(name: str, array) -> None:
     """Refuse NaN or infinite entries in a concrete floating array."""
-    if not is_concrete(array):
+    if not is_concrete(array) or not _has_kind(_dtype_of(array), np.inexact):
         return
-    a = np.asarray(array)  # NumPy: concrete values are checked even inside a trace that closes over them
-    if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+    if not _all_finite(array):
         raise ValueError(f"{name} must be finite, got NaN or inf entries")
+
+
+def _all_finite(array) -> bool:
+    """Large JAX arrays are reduced on their device; the rest, and arrays a trace closes over, in NumPy."""
+    if isinstance(array, jax.Array) and array.size > 2**16:
+        try:
+            return bool(jnp.all(jnp.isfinite(array)))
+        except jax.errors.ConcretizationTypeError:  # inside a trace, jnp would stage the reduction
+            pass
+    return bool(np.all(np.isfinite(np.asarray(array))))
 
 
 def check_finite_tree(name: str, tree) -> None:

@@ -205,9 +205,9 @@ def numerical_rank(matrix: Float[Array, "m k"], *, scale: float = 0.0) -> Rank:
     $\lVert H \rVert^2 \lVert G \rVert$ for $H^\top G H$): when the result cancels to rounding noise,
     $\sigma_1$ alone would call that noise full rank.
     """
-    _check_stack("matrix", matrix)
+    matrix = _check_stack("matrix", matrix)
     check_float("scale", scale, 0.0, float("inf"), open_low=False)
-    s = jnp.linalg.svd(jnp.asarray(matrix), compute_uv=False)
+    s = jnp.linalg.svd(matrix, compute_uv=False)
     tol = rank_tolerance(max(float(s[0]), float(scale)), matrix.shape, matrix.dtype)
     return Rank(int(jnp.sum(s > tol)), s, tol)
 
@@ -254,11 +254,10 @@ def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: boo
     \sigma_1$, for a ``stack`` that is an isometric image of the samples (a "square root" of their Gram
     matrix, e.g. $\sqrt n\, w_b$ for rank-one gradients $\mathbf 1 w_b^\top$).
     """
-    _check_stack("stack", stack)
+    stack = _check_stack("stack", stack)
     if size is not None:
-        check_int("size", size, np.shape(stack)[1])
+        check_int("size", size, stack.shape[1])
     check_bool("keep_basis", keep_basis)
-    stack = jnp.asarray(stack)
     u, s, vt = jnp.linalg.svd(stack, full_matrices=False)
     tol = rank_tolerance(s[0], (stack.shape[0], size or stack.shape[1]), stack.dtype)
     r = int(jnp.sum(s > tol))
@@ -288,10 +287,9 @@ def span_from_gram(gram: Float[Array, "b b"], size: int) -> Span:
     singular-value tolerance is its square root (coarser than the SVD route by a square root: use
     ``span`` on dense samples when they fit). ``basis`` is ``None``.
     """
-    _check_stack("gram", gram)
-    b = np.shape(gram)[0]
+    gram = _check_stack("gram", gram)
+    b = gram.shape[0]
     check_shape("gram", gram, (b, b))
-    gram = jnp.asarray(gram)
     gap = float(jnp.max(jnp.abs(gram - gram.T)))
     if gap > close_tolerance(gram.dtype, b) * float(jnp.max(jnp.abs(gram))):
         raise ValueError(f"gram must be symmetric (a Gram matrix M M^T), got max |K - K^T| = {gap:.3g}")
@@ -308,9 +306,8 @@ def null_space(stack: Float[Array, "b N"], *, max_size: int = 4096) -> Float[Arr
 
     Needs a full SVD in the ambient dimension N, so N is guarded by ``max_size``.
     """
-    _check_stack("stack", stack)
+    stack = _check_stack("stack", stack)
     check_int("max_size", max_size, 1)
-    stack = jnp.asarray(stack)
     check_int("stack.shape[1] (ambient dimension, raise max_size to allow)", stack.shape[1], 1, max_size)
     _, s, vt = jnp.linalg.svd(stack, full_matrices=True)
     tol = rank_tolerance(s[0], stack.shape, stack.dtype)
@@ -325,7 +322,7 @@ def principal_angles(q1: Float[Array, "k N"], q2: Float[Array, "m N"]) -> Float[
     Cosines are the singular values of $Q_1 Q_2^\top$; angles near 0 are taken from the sines (singular
     values of $Q_2 - Q_2 Q_1^\top Q_1$), as in Knyazev and Argentati (2002), for full accuracy.
     """
-    _check_bases(("q1", q1), ("q2", q2))
+    q1, q2 = _check_bases(("q1", q1), ("q2", q2))
     if q1.shape[0] < q2.shape[0]:
         q1, q2 = q2, q1
     cos = jnp.linalg.svd(q1 @ q2.T, compute_uv=False)
@@ -341,7 +338,7 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
     """
     if not isinstance(span_, Span):
         raise ValueError(f"span_ must be a Span (jacobian.span or span_from_gram), got {type(span_).__name__}")
-    _check_stack("projections", projections)
+    projections = _check_stack("projections", projections)
     check_shape("projections", projections, (span_.left.shape[0], None))
     r = span_.rank
     k = projections.shape[1]
@@ -351,7 +348,7 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
 
 def subspace_visible_fraction(q_g: Float[Array, "r N"], q_f: Float[Array, "k N"]) -> float:
     r"""Visible fraction $\lVert Q_G Q_F^\top \rVert_F^2 / k$ from two orthonormal row bases (dense)."""
-    _check_bases(("q_g", q_g), ("q_f", q_f))
+    q_g, q_f = _check_bases(("q_g", q_g), ("q_f", q_f))
     return float(jnp.sum((q_g @ q_f.T) ** 2)) / q_f.shape[0]
 
 
@@ -361,9 +358,9 @@ def expected_alignment(gradients: Float[Array, "b N"], directions: Float[Array, 
     For a single direction (k = 1) the signed cosine $\langle \bar g, q \rangle / \lVert \bar g \rVert$
     (negative: a gradient-descent step moves along $+q$). 0 when $\bar g = 0$.
     """
-    _check_stack("gradients", gradients)
-    _check_bases(("directions", directions))
-    check_shape("gradients", gradients, (None, np.shape(directions)[1]))
+    gradients = _check_stack("gradients", gradients)
+    (directions,) = _check_bases(("directions", directions))
+    check_shape("gradients", gradients, (None, directions.shape[1]))
     mean = gradients.mean(axis=0)
     return _alignment(directions @ mean, float(jnp.linalg.norm(mean)))
 
@@ -374,7 +371,7 @@ def expected_alignment_from_projections(projections: Float[Array, "b k"], mean_n
     The coordinates of $\bar g$ are the column means of P, so no dense gradient is needed; for
     factored samples $\lVert \bar g \rVert^2 = \mathbf 1^\top K \mathbf 1 / b^2$ with K the Gram matrix.
     """
-    _check_stack("projections", projections)
+    projections = _check_stack("projections", projections)
     check_float("mean_norm", mean_norm, 0.0, float("inf"), open_low=False)
     return _alignment(projections.mean(axis=0), float(mean_norm))
 
@@ -401,18 +398,22 @@ def shard_batch(*arrays: Array) -> tuple[Array, ...]:
     return tuple(jax.device_put(a, sharding) for a in arrays)
 
 
-def _check_stack(name: str, stack) -> None:
-    """Check a finite floating matrix (b, N) with b, N >= 1."""
+def _check_stack(name: str, stack) -> Array:
+    """Check a finite floating matrix (b, N) with b, N >= 1; return it as a JAX array."""
     check_array(name, stack, (None, None))
     if 0 in np.shape(stack):
         raise ValueError(f"{name} must have shape (b, N) with b, N >= 1, got {np.shape(stack)}")
+    return jnp.asarray(stack)
 
 
-def _check_bases(*named) -> None:
-    r"""Check finite row bases (k, N) sharing N, orthonormal ($Q Q^\top = I$ to ``close_tolerance``) when concrete."""
-    width = None
+def _check_bases(*named) -> tuple[Array, ...]:
+    r"""Check finite row bases (k, N) sharing N, orthonormal ($Q Q^\top = I$, ``close_tolerance``) when concrete.
+
+    Returns them as JAX arrays.
+    """
+    width, bases = None, []
     for name, q in named:
-        _check_stack(name, q)
+        bases.append(_check_stack(name, q))
         if width is not None:
             check_shape(name, q, (None, width))
         width = np.shape(q)[1]
@@ -421,6 +422,7 @@ def _check_bases(*named) -> None:
             gap = float(np.max(np.abs(q @ q.T - np.eye(q.shape[0]))))
             if gap > close_tolerance(q.dtype, width):
                 raise ValueError(f"{name} must have orthonormal rows (Q Q^T = I), got max |Q Q^T - I| = {gap:.3g}")
+    return tuple(bases)
 
 
 def _check_leading_axis(name: str, arrays) -> None:

@@ -2,8 +2,8 @@ r"""The compiler the numbers come from: XLA:CPU without its faulty YNNPACK libra
 
 jaxlib 0.10.2 lowers some fused reductions on CPU to YNNPACK kernels that return wrong values
 under ``jit`` only: ``jax.jit(lambda y: y.sum(-1) @ jnp.ones((256, 63)))`` gives NaN or huge
-numbers that change from run to run (uninitialised memory), while the same function unjitted is
-exact. A Gauss-Newton block $(JQ)^\top H_\ell (JQ)$ whose outer loss is linear ($H_\ell = 0$,
+numbers that change from run to run (apparently uninitialised memory), while the same function
+unjitted is exact. A Gauss-Newton block $(JQ)^\top H_\ell (JQ)$ whose outer loss is linear ($H_\ell = 0$,
 instantiated by JAX as a broadcast zero) is exactly that pattern, and came out NaN or inf
 instead of 0. The flag ``--xla_cpu_experimental_ynn_fusion_type=`` (empty list) turns these
 fusions off; XLA reads it once, when the first array is created, so the entry points (``verify``,

@@ -253,12 +253,21 @@ CASES = {
         "tokens must have shape (b, 6)",
     ),
     # Keys, sizes, dtypes.
-    "iid_tokens absurd batch": (lambda g: data.iid_tokens(g.key, 10**9, 16, 4), "batch * n must keep one array within 4 GiB"),
-    "sample_masks absurd size": (lambda g: data.sample_masks(g.key, 10**6, 10**4, 0.5), "batch * n must keep one array within 4 GiB"),
+    "iid_tokens absurd batch": (
+        lambda g: data.iid_tokens(g.key, 10**9, 16, 4),
+        "batch * n must keep one array within 4 GiB",
+    ),
+    "sample_masks absurd size": (
+        lambda g: data.sample_masks(g.key, 10**6, 10**4, 0.5),
+        "batch * n must keep one array within 4 GiB",
+    ),
     "iid_tokens seed instead of key": (lambda g: data.iid_tokens(0, 2, 6, 3), "key must be a PRNG key"),
     "init string key": (lambda g: model.init("seed", CONFIG), "key must be a PRNG key"),
     "init integer dtype": (lambda g: model.init(g.key, CONFIG, dtype=jnp.int32), "dtype must be a real floating"),
-    "circulant absurd n": (lambda g: directions.circulant(2048), "n (dense basis of n x n directions) must keep one array within 4 GiB"),
+    "circulant absurd n": (
+        lambda g: directions.circulant(2048),
+        "n (dense basis of n x n directions) must keep one array within 4 GiB",
+    ),
     "toeplitz integer dtype": (lambda g: directions.toeplitz(4, dtype="int32"), "dtype must be a real floating"),
     "positional_encoding absurd size": (
         lambda g: positional_encoding(g.key, 10**6, 10**4, "random"),
@@ -289,13 +298,18 @@ CASES = {
         "objective must be one of {classification, reconstruction}",
     ),
     "train bad keys": (
-        lambda g: training.train(CONFIG, training.Dataset(g.tokens, g.labels, g.tokens, g.labels), jnp.zeros(3), arm="spt"),
+        lambda g: training.train(
+            CONFIG, training.Dataset(g.tokens, g.labels, g.tokens, g.labels), jnp.zeros(3), arm="spt"
+        ),
         "keys must be stacked PRNG keys",
     ),
     "train settings not TrainSettings": (
         lambda g: training.train(
-            CONFIG, training.Dataset(g.tokens, g.labels, g.tokens, g.labels), jax.random.split(g.key, 2),
-            arm="spt", settings={"total_steps": 4},
+            CONFIG,
+            training.Dataset(g.tokens, g.labels, g.tokens, g.labels),
+            jax.random.split(g.key, 2),
+            arm="spt",
+            settings={"total_steps": 4},
         ),
         "settings must be a TrainSettings",
     ),
