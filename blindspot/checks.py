@@ -88,7 +88,7 @@ def check_floating_dtype(name: str, dtype):
         resolved = np.dtype(dtype)
     except TypeError:
         raise ValueError(f"{name} must be a real floating dtype (float32, float64, ...), got {dtype!r}") from None
-    if not np.issubdtype(resolved, np.floating):
+    if not jnp.issubdtype(resolved, jnp.floating):
         raise ValueError(f"{name} must be a real floating dtype (float32, float64, ...), got {resolved}")
     return resolved
 
@@ -128,7 +128,7 @@ def check_array(name: str, array, shape: tuple | None = None, *, kind: str = "fl
     concrete values.
     """
     dtype = _dtype_of(array)
-    allowed = {"floating": np.floating, "integer": np.integer, "bool": np.bool_}[kind]
+    allowed = {"floating": jnp.floating, "integer": jnp.integer, "bool": jnp.bool_}[kind]
     if not _has_kind(dtype, allowed):
         got = f"dtype {dtype}" if dtype is not None else _short(array)
         article = "an" if kind == "integer" else "a"
@@ -141,7 +141,7 @@ def check_array(name: str, array, shape: tuple | None = None, *, kind: str = "fl
 
 def check_finite(name: str, array) -> None:
     """Refuse NaN or infinite entries in a concrete floating array."""
-    if not is_concrete(array) or not _has_kind(_dtype_of(array), np.inexact):
+    if not is_concrete(array) or not _has_kind(_dtype_of(array), jnp.inexact):
         return
     if not _all_finite(array):
         raise ValueError(f"{name} must be finite, got NaN or inf entries")
@@ -174,7 +174,7 @@ def check_shape(name: str, array, shape: tuple) -> None:
 def check_ids(name: str, array, low: int, high: int, *, note: str = "") -> None:
     """Check an integer array with entries in ``[low, high]`` (values when concrete); ``note`` explains the range."""
     dtype = _dtype_of(array)
-    if not _has_kind(dtype, np.integer):
+    if not _has_kind(dtype, jnp.integer):
         raise ValueError(f"{name} must be an integer array with entries in [{low}, {high}]{note}, got dtype {dtype}")
     if not is_concrete(array):
         return
@@ -207,8 +207,8 @@ def _dtype_of(array):
 
 
 def _has_kind(dtype, kind) -> bool:
-    """Return whether ``dtype`` is a plain (not extended, e.g. PRNG key) dtype of the numpy ``kind``."""
-    return dtype is not None and not jax.dtypes.issubdtype(dtype, jax.dtypes.extended) and np.issubdtype(dtype, kind)
+    """Return whether ``dtype`` is a plain (not extended, e.g. PRNG key) dtype of the ``kind`` (bfloat16 included)."""
+    return dtype is not None and not jax.dtypes.issubdtype(dtype, jax.dtypes.extended) and jnp.issubdtype(dtype, kind)
 
 
 def _short(value) -> str:
