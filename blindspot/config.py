@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from blindspot.checks import (
+    check_array,
     check_bool,
     check_choice,
-    check_finite,
     check_float,
     check_ids,
     check_int,
@@ -110,15 +110,15 @@ class ModelConfig:
         return max(1, round(self.mask_rate * self.n))
 
     def check_batch(self, tokens, labels=None, masks=None, scores=None) -> None:
-        """Refuse a malformed batch before any computation (concrete values only).
+        """Refuse a malformed batch before any computation (values when concrete).
 
-        ``tokens``: shape ``(..., n)``, ids in ``[0, vocab]`` (``vocab`` is MASK);
-        ``labels``: shape ``tokens.shape[:-1]``, ids in ``[0, classes)``; ``masks``: boolean,
-        shape of ``tokens``, at least one masked position per sequence; ``scores``: shape
-        ``(..., n, n)``, finite.
+        ``tokens``: integer data ids of shape ``(..., n)`` in ``[0, vocab)`` (``vocab`` is MASK, which
+        only masking introduces); ``labels``: integers of shape ``tokens.shape[:-1]`` in
+        ``[0, classes)``; ``masks``: boolean, shape of ``tokens``, at least one masked position per
+        sequence; ``scores``: floating, shape ``(..., n, n)``, finite.
         """
         check_shape("tokens", tokens, (*np.shape(tokens)[:-1], self.n))
-        check_ids("tokens", tokens, 0, self.vocab)
+        check_ids("tokens", tokens, 0, self.vocab - 1, note=f" (data ids; {self.vocab} is MASK)")
         if labels is not None:
             check_shape("labels", labels, np.shape(tokens)[:-1])
             check_ids("labels", labels, 0, self.classes - 1)
@@ -126,8 +126,7 @@ class ModelConfig:
             check_shape("masks", masks, np.shape(tokens))
             check_mask("masks", masks, self.n)
         if scores is not None:
-            check_shape("scores", scores, (*np.shape(scores)[:-2], self.n, self.n))
-            check_finite("scores", scores)
+            check_array("scores", scores, (*np.shape(scores)[:-2], self.n, self.n))
 
     def __repr__(self) -> str:
         changed = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) != f.default)
@@ -136,3 +135,10 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """Plain dictionary of the fields (for JSON reports)."""
         return asdict(self)
+
+
+def check_config(config) -> ModelConfig:
+    """Refuse anything but a ``ModelConfig``."""
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+    return config

@@ -10,6 +10,9 @@ the first-order blind families only through curvature).
 Conventions: a *basis* of $k$ directions is stacked on a leading axis, shape ``(k, *x.shape)``
 (for a pytree ``x``: a pytree of the same structure whose leaves carry the leading axis), and
 is assumed orthonormal in the Frobenius inner product $\langle A, B \rangle = \sum A \odot B$.
+
+Every entry point refuses a non-callable function and non-finite points, directions or bases
+(values when concrete: these functions are meant to be traced, and ``jit`` callers check first).
 """
 
 import math
@@ -19,12 +22,20 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_int
+from blindspot.checks import (
+    check_allocation,
+    check_callable,
+    check_finite_tree,
+    check_floating_dtype,
+    check_int,
+    check_key,
+)
 from blindspot.tolerances import close_tolerance
 
 
 def _check_basis(x, basis) -> int:
-    """Refuse a basis whose structure or shapes do not match ``x``; return the number of directions."""
+    """Refuse a basis whose structure, shapes or values do not fit ``x``; return the number of directions."""
+    check_finite_tree("x", x)
     x_leaves, x_tree = jax.tree.flatten(x)
     b_leaves, b_tree = jax.tree.flatten(basis)
     if x_tree != b_tree:
@@ -38,11 +49,13 @@ def _check_basis(x, basis) -> int:
         counts.add(got[0])
     if len(counts) != 1 or 0 in counts:
         raise ValueError(f"basis must stack the same number k >= 1 of directions in every leaf, got {sorted(counts)}")
+    check_finite_tree("basis", basis)
     return counts.pop()
 
 
 def _check_vector(x, v) -> None:
-    """Refuse a direction ``v`` whose structure or shapes differ from those of ``x``."""
+    """Refuse non-finite ``x``, or a direction ``v`` whose structure, shapes or values do not fit."""
+    check_finite_tree("x", x)
     x_leaves, x_tree = jax.tree.flatten(x)
     v_leaves, v_tree = jax.tree.flatten(v)
     if x_tree != v_tree or any(jnp.shape(a) != jnp.shape(b) for a, b in zip(x_leaves, v_leaves)):
@@ -50,6 +63,7 @@ def _check_vector(x, v) -> None:
         raise ValueError(
             f"v must have the structure and shapes of x {want}, got {[tuple(jnp.shape(b)) for b in v_leaves]}"
         )
+    check_finite_tree("v", v)
 
 
 def _gram(left, right) -> Float[Array, "k l"]:
@@ -79,6 +93,7 @@ def hvp(f, x, v):
     $H v = \frac{d}{dt} \nabla f(x + t v) \big|_{t=0}$: one JVP of the gradient, costing a small
     constant multiple of one gradient, independent of the dimension.
     """
+    check_callable("f", f)
     _check_vector(x, v)
     return jax.jvp(jax.grad(f), (x,), (v,))[1]
 
@@ -105,6 +120,7 @@ def restricted_hessian(f, x, basis) -> Float[Array, "k k"]:
     tangents), then $k^2$ inner products: cost $O(k)$ gradients and memory $O(k \dim x)$,
     against $O(\dim x)$ gradients and $O(\dim x^2)$ memory for the dense Hessian (P7).
     """
+    check_callable("f", f)
     _check_basis(x, basis)
     hq = jax.vmap(lambda q: hvp(f, x, q))(basis)
     return _gram(basis, hq)
@@ -146,6 +162,8 @@ def gauss_newton_split(outputs, loss_of_outputs, x, basis) -> CurvatureSplit:
     $Q^\top \nabla^2 \langle g, z \rangle Q$ with $g = \nabla \ell(z(x))$ held fixed. P7: along the
     first-order blind families the functional part carries the position-wise nonlinearity.
     """
+    check_callable("outputs", outputs)
+    check_callable("loss_of_outputs", loss_of_outputs)
     _check_basis(x, basis)
     z = outputs(x)
     jq = jax.vmap(lambda q: jax.jvp(outputs, (x,), (q,))[1])(basis)
@@ -185,6 +203,8 @@ def dense_hessian(f, x, *, max_size: int = 2048):
     guard use ``restricted_hessian`` (a family of directions) or ``lanczos_extreme`` (extreme
     eigenpairs from Hessian-vector products).
     """
+    check_callable("f", f)
+    check_finite_tree("x", x)
     check_int("max_size", max_size, 1)
     size = sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree.leaves(x))
     if size > max_size:
@@ -252,9 +272,12 @@ def lanczos_extreme(matvec, dim: int, num_steps: int, key: jax.Array, *, dtype=N
     Ritz values interlace the spectrum, and each lies within its residual norm of an eigenvalue
     of $A$ (P7: extreme curvature of a loss in score space).
     """
+    check_callable("matvec", matvec)
     dim = check_int("dim", dim, 1)
     num_steps = check_int("num_steps", num_steps, 1, dim)
-    dtype = dtype or jnp.result_type(float)
+    check_key("key", key)
+    dtype = check_floating_dtype("dtype", dtype)
+    check_allocation("num_steps * dim (Krylov basis)", (num_steps + 1, dim), dtype)
     threshold = close_tolerance(dtype, dim)
 
     def orthogonalise(basis, w):

@@ -1,8 +1,10 @@
 """Data sources, each deterministic from an explicit PRNG key, and the mask sampler.
 
-Token ids are int32 in ``[0, vocab)``; ``vocab`` itself is reserved for MASK.
+Token ids are int32 in ``[0, vocab)``; ``vocab`` itself is reserved for MASK. Every source checks
+its key and sizes first and refuses a size whose arrays would exceed ``checks.MAX_ALLOCATION_BYTES``.
 """
 
+import math
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -11,14 +13,25 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from blindspot.checks import check_float, check_int
+from blindspot.checks import check_allocation, check_array, check_float, check_int, check_key
+
+MAX_VOCAB = 2**31 - 1
+"""Largest vocabulary: ids are int32."""
+
+
+def _check_sizes(key, batch: int, n: int, vocab: int | None = None, *, n_min: int = 2) -> None:
+    """Check the key, ``batch >= 1``, ``n >= n_min``, ``vocab`` and the (batch, n) float64 work arrays."""
+    check_key("key", key)
+    check_int("batch", batch, 1)
+    check_int("n", n, n_min)
+    if vocab is not None:
+        check_int("vocab", vocab, 2, MAX_VOCAB)
+    check_allocation("batch * n", (batch, n), np.float64)
 
 
 def iid_tokens(key: jax.Array, batch: int, n: int, vocab: int) -> Int[Array, "b n"]:
     """I.i.d. uniform tokens."""
-    check_int("batch", batch, 1)
-    check_int("n", n, 2)
-    check_int("vocab", vocab, 2)
+    _check_sizes(key, batch, n, vocab)
     return jax.random.randint(key, (batch, n), 0, vocab, jnp.int32)
 
 
@@ -28,9 +41,7 @@ def markov_tokens(key: jax.Array, batch: int, n: int, vocab: int, rho: float) ->
     The first token is uniform, so the chain is stationary (uniform marginals). Vectorised:
     position t copies the fresh draw made at the last "redraw" time $\le t$.
     """
-    check_int("batch", batch, 1)
-    check_int("n", n, 2)
-    check_int("vocab", vocab, 2)
+    _check_sizes(key, batch, n, vocab)
     check_float("rho", rho, 0.0, 1.0, open_low=False)
     k_fresh, k_keep = jax.random.split(key)
     fresh = jax.random.randint(k_fresh, (batch, n), 0, vocab, jnp.int32)
@@ -50,6 +61,7 @@ def lag_agreement(lag, vocab: int, rho: float):
     """
     check_int("vocab", vocab, 2)
     check_float("rho", rho, 0.0, 1.0, open_low=False)
+    check_array("lag", lag, np.shape(lag), kind="integer")
     return 1.0 / vocab + (1.0 - 1.0 / vocab) * rho ** np.abs(np.asarray(lag))
 
 
@@ -62,11 +74,9 @@ def paired_task(key: jax.Array, batch: int, n: int, vocab: int) -> tuple[Int[Arr
     function of the token counts is therefore at chance; telling the classes apart needs to
     compare neighbours (a proximity pattern). ``n`` must be even.
     """
-    check_int("batch", batch, 1)
-    check_int("n", n, 4)
+    _check_sizes(key, batch, n, vocab, n_min=4)
     if n % 2:
         raise ValueError(f"n must be an even integer >= 4, got {n}")
-    check_int("vocab", vocab, 2)
     k_tok, k_lab, k_perm, k_shift = jax.random.split(key, 4)
     pairs = jnp.repeat(jax.random.randint(k_tok, (batch, n // 2), 0, vocab, jnp.int32), 2, axis=1)
     labels = jax.random.bernoulli(k_lab, 0.5, (batch,)).astype(jnp.int32)
@@ -75,6 +85,11 @@ def paired_task(key: jax.Array, batch: int, n: int, vocab: int) -> tuple[Int[Arr
     order = jnp.argsort(jax.random.uniform(k_perm, (batch, n)), axis=1)
     shuffled = jnp.take_along_axis(pairs, order, axis=1)
     return jnp.where(labels[:, None] == 1, rolled, shuffled), labels
+
+
+DIGITS_COUNT = 1797
+"""Number of images in scikit-learn's bundled 8x8 digits."""
+DIGITS_CLASSES = 10
 
 
 class Digits(NamedTuple):
@@ -104,6 +119,12 @@ def digits(levels: int = 4, test_fraction: float = 0.25) -> Digits:
     """
     check_int("levels", levels, 2, 17)
     check_float("test_fraction", test_fraction, 0.0, 1.0)
+    test_count = math.ceil(test_fraction * DIGITS_COUNT)
+    if min(test_count, DIGITS_COUNT - test_count) < DIGITS_CLASSES:
+        raise ValueError(
+            f"test_fraction must leave at least {DIGITS_CLASSES} of the {DIGITS_COUNT} digits (one per class) "
+            f"in each split, got {test_fraction}"
+        )
     x_train, x_test, y_train, y_test = _digits_numpy(levels, test_fraction)
     return Digits(jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test), jnp.asarray(y_test))
 
@@ -114,8 +135,7 @@ def sample_masks(key: jax.Array, batch: int, n: int, rate: float) -> Bool[Array,
     The masked set is uniform among the $\binom{n}{m}$ subsets, so every position is masked
     with probability $m/n$ and the normaliser of the reconstruction loss is constant.
     """
-    check_int("batch", batch, 1)
-    check_int("n", n, 2)
+    _check_sizes(key, batch, n)
     check_float("rate", rate, 0.0, 1.0)
     m = max(1, round(rate * n))
     ranks = jnp.argsort(jnp.argsort(jax.random.uniform(key, (batch, n)), axis=1), axis=1)
@@ -124,4 +144,9 @@ def sample_masks(key: jax.Array, batch: int, n: int, rate: float) -> Bool[Array,
 
 def empirical_lag_agreement(tokens: Int[Array, "b n"]) -> Float[Array, "n n"]:
     """Monte Carlo estimate of $P(x_i = x_j)$ from a batch of sequences."""
+    check_array("tokens", tokens, (None, None), kind="integer")
+    b, n = np.shape(tokens)
+    if b < 1:
+        raise ValueError(f"tokens must have shape (b, n) with b >= 1, got {(b, n)}")
+    check_allocation("tokens (b * n * n comparisons)", (b, n, n), np.bool_)
     return jnp.mean(tokens[:, :, None] == tokens[:, None, :], axis=0)

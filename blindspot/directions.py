@@ -24,7 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_choice, check_float, check_int, check_shape
+from blindspot.checks import (
+    check_allocation,
+    check_array,
+    check_choice,
+    check_float,
+    check_floating_dtype,
+    check_int,
+    is_concrete,
+)
 from blindspot.tolerances import rank_tolerance
 
 PROXIMITY_LENGTH = 4.0
@@ -37,7 +45,14 @@ FAMILY_NAMES = ("gauge", "circulant", "toeplitz", "column_sum", "band_<k>", "pro
 
 
 def _dtype(dtype):
-    return dtype or jnp.result_type(float)
+    return check_floating_dtype("dtype", dtype)
+
+
+def _stack_dtype(n: int, k: int, dtype):
+    """Return the checked ``dtype`` of a dense basis of k directions of n x n, refused above the allocation limit."""
+    dtype = _dtype(dtype)
+    check_allocation("n (dense basis of n x n directions)", (k, n, n), dtype)
+    return dtype
 
 
 def _offsets(n: int) -> np.ndarray:
@@ -62,14 +77,14 @@ def gauge(n: int, *, dtype=None) -> Float[Array, "n n n"]:
     invisible to every loss of the scores.
     """
     check_int("n", n, 2)
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, n, dtype)
     return jnp.einsum("ik,j->kij", jnp.eye(n, dtype=dtype), jnp.ones(n, dtype)) / math.sqrt(n)
 
 
 def circulant(n: int, *, dtype=None) -> Float[Array, "n n n"]:
     r"""Wrap-around diagonals $C_k = [\,j - i \equiv k \bmod n\,] / \sqrt n$, $k = 0..n-1$ (dimension n, P3)."""
     check_int("n", n, 2)
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, n, dtype)
     i = jnp.arange(n)
     lag = (i[None, :] - i[:, None]) % n
     return (lag[None, :, :] == jnp.arange(n)[:, None, None]).astype(dtype) / math.sqrt(n)
@@ -78,7 +93,7 @@ def circulant(n: int, *, dtype=None) -> Float[Array, "n n n"]:
 def toeplitz(n: int, *, dtype=None) -> Float[Array, "m n n"]:
     r"""All diagonals $D_k / \sqrt{n - |k|}$, $k = -(n-1)..n-1$ (dimension 2n - 1, P4)."""
     check_int("n", n, 2)
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, 2 * n - 1, dtype)
     return jnp.stack([_diagonal(n, int(k), dtype) / math.sqrt(n - abs(int(k))) for k in _offsets(n)])
 
 
@@ -89,7 +104,7 @@ def band(n: int, k: int, *, dtype=None) -> Float[Array, "1 n n"]:
     """
     check_int("n", n, 2)
     check_int("k", k, 0, n - 1)
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, 1, dtype)
     if k == 0:
         return (jnp.eye(n, dtype=dtype) / math.sqrt(n))[None]
     return ((_diagonal(n, k, dtype) + _diagonal(n, -k, dtype)) / math.sqrt(2 * (n - k)))[None]
@@ -111,7 +126,7 @@ def column_sum(n: int, *, dtype=None) -> Float[Array, "m n n"]:
     mean-pooled classification gradient lies in U.
     """
     check_int("n", n, 2)
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, n - 1, dtype)
     return jnp.einsum("i,lj->lij", jnp.ones(n, dtype), _helmert(n, dtype)) / math.sqrt(n)
 
 
@@ -126,7 +141,7 @@ def proximity_kernel(n: int, length: float, *, dtype=None) -> Float[Array, "1 n 
     r"""Build the proximity kernel $K_{ij} = e^{-|i-j|/l} / \lVert K \rVert_F$ (dimension 1, P2/P6)."""
     check_int("n", n, 2)
     check_float("length", length, 0.0, float("inf"))
-    dtype = _dtype(dtype)
+    dtype = _stack_dtype(n, 1, dtype)
     i = jnp.arange(n, dtype=dtype)
     k = jnp.exp(-jnp.abs(i[:, None] - i[None, :]) / length)
     return (k / jnp.linalg.norm(k))[None]
@@ -140,9 +155,10 @@ def orthonormalize(stack: Float[Array, "k n n"]) -> Float[Array, "r n n"]:
     Right singular vectors of the $(k, n^2)$ matrix of flattened directions whose singular values
     exceed ``tolerances.rank_tolerance``; the result spans the same subspace.
     """
+    check_array("stack", stack, (None, None, None))
+    if 0 in np.shape(stack):
+        raise ValueError(f"stack must have shape (k, n, m) with k, n, m >= 1, got {np.shape(stack)}")
     stack = jnp.asarray(stack)
-    if stack.ndim != 3:
-        raise ValueError(f"stack must have shape (k, n, m), got {stack.shape}")
     flat = stack.reshape(stack.shape[0], -1)
     _, s, vt = jnp.linalg.svd(flat, full_matrices=False)
     tol = rank_tolerance(s[0], flat.shape, flat.dtype) if s.size else 0.0
@@ -158,9 +174,17 @@ class Statistics(NamedTuple):
     diagonals: Float[Array, "... m"]
 
 
-@jax.jit
 def statistics(x: Float[Array, "... n n"]) -> Statistics:
     """Row sums, column sums and diagonal sums (offset $j - i$ at index $j - i + n - 1$) of dense matrices."""
+    shape = np.shape(x)
+    if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] < 1:
+        raise ValueError(f"x must have shape (..., n, n) with n >= 1, got {shape}")
+    check_array("x", x)
+    return _statistics(x)
+
+
+@jax.jit
+def _statistics(x):
     n = x.shape[-1]
     i = jnp.arange(n)
     index = (i[None, :] - i[:, None] + n - 1).reshape(-1)
@@ -169,7 +193,6 @@ def statistics(x: Float[Array, "... n n"]) -> Statistics:
     return Statistics(x.sum(-1), x.sum(-2), jnp.moveaxis(diagonals, 0, -1))
 
 
-@jax.jit
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:
     r"""Statistics of $X = R C^\top$ without forming $X$: $O(r\, n \log n)$.
 
@@ -178,6 +201,15 @@ def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... 
     Diagonal sums $\sum_i \sum_a R_{ia} C_{i+k,a}$ are a cross-correlation along positions, computed by
     zero-padded FFTs of length $\ge 2n$.
     """
+    if np.ndim(rows) < 2 or 0 in np.shape(rows):
+        raise ValueError(f"rows must have shape (..., n, r) with n, r >= 1, got {np.shape(rows)}")
+    check_array("rows", rows, np.shape(rows))
+    check_array("columns", columns, np.shape(rows))
+    return _factor_statistics(rows, columns)
+
+
+@jax.jit
+def _factor_statistics(rows, columns):
     n = rows.shape[-2]
     length = 1 << (2 * n - 1).bit_length()
     fr = jnp.fft.rfft(rows, length, axis=-2)
@@ -484,13 +516,22 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
     The map $W \mapsto H W H^\top$ has orthogonal range projector $X \mapsto \Pi X \Pi$ with
     $\Pi = H H^+$; the minimiser of least norm is $H^+ D (H^+)^\top$.
     """
-    check_shape("encodings", encodings, (direction.shape[0], None))
-    check_shape("direction", direction, (encodings.shape[0], encodings.shape[0]))
+    check_array("encodings", encodings, (None, None))
+    check_array("direction", direction, (np.shape(encodings)[0],) * 2)
     check_float("scale", scale, 0.0, float("inf"))
+    _check_nonzero("direction", direction)
     pinv = jnp.linalg.pinv(encodings)
     w = pinv @ direction @ pinv.T / scale
     residual = direction - scale * encodings @ w @ encodings.T
     return Pushforward(w, jnp.linalg.norm(residual) / jnp.linalg.norm(direction))
+
+
+def _check_nonzero(name: str, array) -> None:
+    """Refuse an all-zero concrete array (its direction is undefined)."""
+    if not is_concrete(array):
+        return
+    if not np.any(np.asarray(array)):
+        raise ValueError(f"{name} must be non-zero (it defines a direction), got all zeros")
 
 
 def positional_identity(positions: Float[Array, "n d"]) -> Float[Array, "d d"]:
@@ -505,6 +546,8 @@ def positional_identity(positions: Float[Array, "n d"]) -> Float[Array, "d d"]:
     Content+position: the same W applied to $H = E + P$ gives $H H^\top/\sqrt d$, whose positional block
     is $P P^\top / \sqrt d$; we use the same definition in both views so the cosines of P8 compare.
     """
+    check_array("positions", positions, (None, None))
+    _check_nonzero("positions", positions)
     _, s, vt = jnp.linalg.svd(positions, full_matrices=False)
     keep = (s > rank_tolerance(1.0, positions.shape, positions.dtype) * s[0]).astype(vt.dtype)  # traceable
     return (vt.T * keep) @ vt / jnp.sqrt(jnp.sum(keep))
@@ -519,6 +562,8 @@ def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n 
     zero gradient gives 0. The first gradient step from W = 0 moves W along $-\nabla_W L$, so a
     negative cosine means the step moves towards the positional identity.
     """
+    check_array("positions", positions, (None, None))
+    check_array("gradient", gradient, (np.shape(positions)[1],) * 2)
     direction = positional_identity(positions)
     norm = jnp.linalg.norm(gradient)
     return jnp.where(norm > 0, jnp.sum(gradient * direction) / jnp.where(norm > 0, norm, 1.0), 0.0)

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import is_concrete
-from blindspot.config import ModelConfig
+from blindspot.checks import check_array, is_concrete
+from blindspot.config import ModelConfig, check_config
 from blindspot.model import Params, embed, mask_tokens, position_wise, query_key_matrix
 from blindspot.objectives import check_objective, classification_loss_at_features, reconstruction_loss_at_features
 
@@ -39,6 +39,19 @@ class ScoreFactors(NamedTuple):
 
     rows: Float[Array, "b n r"]
     columns: Float[Array, "b n r"]
+
+
+def check_factors(name: str, factors, shape: tuple = (None, None, None)) -> None:
+    """Refuse anything but ``ScoreFactors`` with finite floating rows and columns of one shape (b, n, r).
+
+    ``shape`` entries that are not ``None`` fix b, n or r.
+    """
+    if not isinstance(factors, ScoreFactors):
+        raise ValueError(f"{name} must be ScoreFactors(rows, columns), got {type(factors).__name__}")
+    check_array(f"{name}.rows", factors.rows, shape)
+    check_array(f"{name}.columns", factors.columns, np.shape(factors.rows))
+    if 0 in np.shape(factors.rows):
+        raise ValueError(f"{name}.rows must have shape (b, n, r) with b, n, r >= 1, got {np.shape(factors.rows)}")
 
 
 def check_uniform_attention(params: Params) -> None:
@@ -56,6 +69,7 @@ def check_uniform_attention(params: Params) -> None:
 
 def check_rank_one_classification(config: ModelConfig) -> None:
     """Refuse configurations where mean-pooled classification gradients are not rank one with equal rows."""
+    check_config(config)
     if config.pooling != "mean":
         raise ValueError(f"config.pooling must be 'mean' for the rank-one classification form, got {config.pooling!r}")
     if config.residual and config.mlp > 0:
@@ -94,7 +108,7 @@ def _uniform_factors(params, config, objective, tokens, target):
 
 
 def _check(params, config, objective, tokens, target):
-    check_objective(config, objective, tokens, target)
+    check_objective(params, config, objective, tokens, target)
     check_uniform_attention(params)
 
 
@@ -161,4 +175,5 @@ def classification_column_factors(
 
 def dense_gradients(factors: ScoreFactors) -> Float[Array, "b n n"]:
     r"""Assemble dense per-sample gradients $R_b C_b^\top$ from factors (small n, for checks)."""
+    check_factors("factors", factors)
     return jnp.einsum("bir,bjr->bij", factors.rows, factors.columns)

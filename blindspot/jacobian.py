@@ -13,9 +13,13 @@ $P = M Q_F^\top$ of the samples with the family: $Q_G^\top Q_F = \Sigma_r^{-1} U
 may be dense or factored (``fast_paths.ScoreFactors``); in factored form the left singular pairs
 come from the $b \times b$ Gram matrix and P from ``directions.factor_statistics``, so no $n \times n$
 object per sample and no $n^4$ object is ever formed.
+
+Every entry point refuses non-finite input (a NaN would otherwise read as rank 0, "blind"), and
+the ones taking ``params`` and ``config`` check them against each other (``blindspot.checks``).
 """
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -24,12 +28,21 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_int
+from blindspot.checks import (
+    check_array,
+    check_bool,
+    check_callable,
+    check_finite_tree,
+    check_float,
+    check_int,
+    check_shape,
+    is_concrete,
+)
 from blindspot.config import ModelConfig
-from blindspot.fast_paths import ScoreFactors
+from blindspot.fast_paths import ScoreFactors, check_factors
 from blindspot.model import Params, embed, mask_tokens, positions, query_key_matrix, scores_from_query_key
 from blindspot.objectives import check_objective, classification_loss_at_scores, reconstruction_loss_at_scores
-from blindspot.tolerances import rank_tolerance
+from blindspot.tolerances import close_tolerance, rank_tolerance
 
 
 class Rank(NamedTuple):
@@ -95,7 +108,7 @@ def score_gradients(
     (b, n) and the scores are those of the masked input. Autodiff through the softmax: $O(n^2 d)$
     per sample; see ``fast_paths`` for the closed forms at uniform attention.
     """
-    check_objective(config, objective, tokens, target)
+    check_objective(params, config, objective, tokens, target)
     return _score_gradients_jit(params, config, objective, tokens, target)
 
 
@@ -104,13 +117,24 @@ def parameter_gradients(loss, params, *batch):
 
     Returns a pytree like ``params`` whose leaves carry a leading batch axis.
     """
+    check_callable("loss", loss)
+    check_finite_tree("params", params)
+    _check_leading_axis("batch", batch)
     return jax.vmap(jax.grad(loss), in_axes=(None, *([0] * len(batch))))(params, *batch)
 
 
 def flatten_samples(tree) -> Float[Array, "b N"]:
     """Concatenate the leaves of a per-sample pytree into a (b, N) matrix (one row per sample)."""
+    check_finite_tree("tree", tree)
     leaves = jax.tree_util.tree_leaves(tree)
+    _check_leading_axis("tree", leaves)
     return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _query_key_gradients_jit(params, config, objective, tokens, target):
+    one = jax.grad(lambda w_, x, t: _loss_of_query_key(params, config, objective, w_, x, t))
+    return jax.vmap(one, in_axes=(None, 0, 0))(query_key_matrix(params), tokens, target)
 
 
 @jax.jit
@@ -134,11 +158,10 @@ def query_key_gradients(
     $O(n d r)$, with $H_b$ the (masked) input embedding and $c = 1/\sqrt d$ for content+position
     scores, or $H = P$ and $c = 1$ for position-only scores.
     """
-    check_objective(config, objective, tokens, target)
+    check_objective(params, config, objective, tokens, target)
     if factors is None:
-        w = query_key_matrix(params)
-        one = jax.grad(lambda w_, x, t: _loss_of_query_key(params, config, objective, w_, x, t))
-        return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))(w, tokens, target)
+        return _query_key_gradients_jit(params, config, objective, tokens, target)
+    check_factors("factors", factors, (np.shape(tokens)[0], config.n, None))
     if config.scores == "position":
         encodings = jnp.broadcast_to(positions(params), (tokens.shape[0], *positions(params).shape))
         scale = 1.0
@@ -166,6 +189,8 @@ def query_key_scale(
     Bounds $\lVert \nabla_W L_b \rVert_F$; rounding errors are $\epsilon$ times it, so it sets the
     tolerance under which a W-gradient counts as zero (P5: exactly zero with centred encodings).
     """
+    check_objective(params, config, objective, tokens, target)
+    check_array("score_norms", score_norms, (np.shape(tokens)[0],))
     if config.scores == "position":
         return float(jnp.sum(positions(params) ** 2) * jnp.max(score_norms))
     inputs = (
@@ -182,14 +207,23 @@ def numerical_rank(matrix: Float[Array, "m k"], *, scale: float = 0.0) -> Rank:
     $\lVert H \rVert^2 \lVert G \rVert$ for $H^\top G H$): when the result cancels to rounding noise,
     $\sigma_1$ alone would call that noise full rank.
     """
-    s = jnp.linalg.svd(jnp.asarray(matrix), compute_uv=False)
+    matrix = _check_stack("matrix", matrix)
+    check_float("scale", scale, 0.0, float("inf"), open_low=False)
+    s = jnp.linalg.svd(matrix, compute_uv=False)
     tol = rank_tolerance(max(float(s[0]), float(scale)), matrix.shape, matrix.dtype)
     return Rank(int(jnp.sum(s > tol)), s, tol)
 
 
-@jax.jit
 def sample_ranks(matrices: Float[Array, "b m k"]) -> Int[Array, " b"]:
     r"""Numerical rank of each matrix of a stack (batched SVD), tolerance ``rank_tolerance`` per matrix."""
+    check_array("matrices", matrices, (None, None, None))
+    if 0 in np.shape(matrices):
+        raise ValueError(f"matrices must have shape (b, m, k) with b, m, k >= 1, got {np.shape(matrices)}")
+    return _sample_ranks(matrices)
+
+
+@jax.jit
+def _sample_ranks(matrices):
     s = jnp.linalg.svd(matrices, compute_uv=False)
     return jnp.sum(s > rank_tolerance(1.0, matrices.shape[-2:], s.dtype) * s[..., :1], axis=-1)
 
@@ -211,6 +245,7 @@ def factor_ranks(factors: ScoreFactors) -> Float[Array, " b"]:
     $R = Q_R T_R$, $C = Q_C T_C$ give $R C^\top = Q_R (T_R T_C^\top) Q_C^\top$ with the same singular
     values as the $r \times r$ core; tolerance ``rank_tolerance`` with shape (n, n).
     """
+    check_factors("factors", factors)
     return _factor_ranks(factors)
 
 
@@ -221,16 +256,24 @@ def span(stack: Float[Array, "b N"], *, size: int | None = None, keep_basis: boo
     \sigma_1$, for a ``stack`` that is an isometric image of the samples (a "square root" of their Gram
     matrix, e.g. $\sqrt n\, w_b$ for rank-one gradients $\mathbf 1 w_b^\top$).
     """
-    stack = jnp.asarray(stack)
+    stack = _check_stack("stack", stack)
+    if size is not None:
+        check_int("size", size, stack.shape[1])
+    check_bool("keep_basis", keep_basis)
     u, s, vt = jnp.linalg.svd(stack, full_matrices=False)
     tol = rank_tolerance(s[0], (stack.shape[0], size or stack.shape[1]), stack.dtype)
     r = int(jnp.sum(s > tol))
     return Span(r, s, tol, u[:, :r], vt[:r] if keep_basis else None)
 
 
-@jax.jit
 def gram_from_factors(factors: ScoreFactors) -> Float[Array, "b b"]:
     r"""Gram matrix $K_{bc} = \langle R_b C_b^\top, R_c C_c^\top \rangle_F$ from factors, $O(b^2 n r^2)$."""
+    check_factors("factors", factors)
+    return _gram_from_factors(factors)
+
+
+@jax.jit
+def _gram_from_factors(factors):
     rr = jnp.einsum("bnr,cns->bcrs", factors.rows, factors.rows)
     cc = jnp.einsum("bnr,cns->bcrs", factors.columns, factors.columns)
     return jnp.einsum("bcrs,bcrs->bc", rr, cc)
@@ -246,6 +289,13 @@ def span_from_gram(gram: Float[Array, "b b"], size: int) -> Span:
     singular-value tolerance is its square root (coarser than the SVD route by a square root: use
     ``span`` on dense samples when they fit). ``basis`` is ``None``.
     """
+    gram = _check_stack("gram", gram)
+    b = gram.shape[0]
+    check_shape("gram", gram, (b, b))
+    gap = float(jnp.max(jnp.abs(gram - gram.T)))
+    if gap > close_tolerance(gram.dtype, b) * float(jnp.max(jnp.abs(gram))):
+        raise ValueError(f"gram must be symmetric (a Gram matrix M M^T), got max |K - K^T| = {gap:.3g}")
+    check_int("size", size, 1)
     lam, u = jnp.linalg.eigh(gram)
     lam, u = lam[::-1], u[:, ::-1]
     lam_tol = rank_tolerance(lam[0], (gram.shape[0], size), gram.dtype)
@@ -258,7 +308,8 @@ def null_space(stack: Float[Array, "b N"], *, max_size: int = 4096) -> Float[Arr
 
     Needs a full SVD in the ambient dimension N, so N is guarded by ``max_size``.
     """
-    stack = jnp.asarray(stack)
+    stack = _check_stack("stack", stack)
+    check_int("max_size", max_size, 1)
     check_int("stack.shape[1] (ambient dimension, raise max_size to allow)", stack.shape[1], 1, max_size)
     _, s, vt = jnp.linalg.svd(stack, full_matrices=True)
     tol = rank_tolerance(s[0], stack.shape, stack.dtype)
@@ -273,6 +324,7 @@ def principal_angles(q1: Float[Array, "k N"], q2: Float[Array, "m N"]) -> Float[
     Cosines are the singular values of $Q_1 Q_2^\top$; angles near 0 are taken from the sines (singular
     values of $Q_2 - Q_2 Q_1^\top Q_1$), as in Knyazev and Argentati (2002), for full accuracy.
     """
+    q1, q2 = _check_bases(("q1", q1), ("q2", q2))
     if q1.shape[0] < q2.shape[0]:
         q1, q2 = q2, q1
     cos = jnp.linalg.svd(q1 @ q2.T, compute_uv=False)
@@ -294,6 +346,10 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
     $\mathrm{tr} K / \dim F$, $K$ the Gram matrix of the gauge-projected basis (for example $(n-1)/n$
     for the circulant family).
     """
+    if not isinstance(span_, Span):
+        raise ValueError(f"span_ must be a Span (jacobian.span or span_from_gram), got {type(span_).__name__}")
+    projections = _check_stack("projections", projections)
+    check_shape("projections", projections, (span_.left.shape[0], None))
     r = span_.rank
     k = projections.shape[1]
     coords = (span_.left.T @ projections) / span_.singular_values[:r, None]
@@ -302,6 +358,7 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
 
 def subspace_visible_fraction(q_g: Float[Array, "r N"], q_f: Float[Array, "k N"]) -> float:
     r"""Visible fraction $\lVert Q_G Q_F^\top \rVert_F^2 / k$ from two orthonormal row bases (dense)."""
+    q_g, q_f = _check_bases(("q_g", q_g), ("q_f", q_f))
     return float(jnp.sum((q_g @ q_f.T) ** 2)) / q_f.shape[0]
 
 
@@ -311,6 +368,9 @@ def expected_alignment(gradients: Float[Array, "b N"], directions: Float[Array, 
     For a single direction (k = 1) the signed cosine $\langle \bar g, q \rangle / \lVert \bar g \rVert$
     (negative: a gradient-descent step moves along $+q$). 0 when $\bar g = 0$.
     """
+    gradients = _check_stack("gradients", gradients)
+    (directions,) = _check_bases(("directions", directions))
+    check_shape("gradients", gradients, (None, directions.shape[1]))
     mean = gradients.mean(axis=0)
     return _alignment(directions @ mean, float(jnp.linalg.norm(mean)))
 
@@ -324,6 +384,8 @@ def expected_alignment_from_projections(projections: Float[Array, "b k"], mean_n
     the signed cosine with $(I - \Pi_g) q$ normalised); for a gradient, orthogonal to the gauge (P1), it
     is at least its alignment with the whole F, since $F' \oplus$ gauge $\supseteq F$.
     """
+    projections = _check_stack("projections", projections)
+    check_float("mean_norm", mean_norm, 0.0, float("inf"), open_low=False)
     return _alignment(projections.mean(axis=0), float(mean_norm))
 
 
@@ -341,8 +403,43 @@ def shard_batch(*arrays: Array) -> tuple[Array, ...]:
     Uses the largest number of devices that divides the batch size; jitted per-sample work on the
     results then runs in parallel across devices with the same numbers as on one device.
     """
+    _check_leading_axis("arrays", arrays)
     devices = jax.devices()
     count = math.gcd(int(arrays[0].shape[0]), len(devices))
     mesh = Mesh(np.array(devices[:count]), ("batch",))
     sharding = NamedSharding(mesh, PartitionSpec("batch"))
     return tuple(jax.device_put(a, sharding) for a in arrays)
+
+
+def _check_stack(name: str, stack) -> Array:
+    """Check a finite floating matrix (b, N) with b, N >= 1; return it as a JAX array."""
+    check_array(name, stack, (None, None))
+    if 0 in np.shape(stack):
+        raise ValueError(f"{name} must have shape (b, N) with b, N >= 1, got {np.shape(stack)}")
+    return jnp.asarray(stack)
+
+
+def _check_bases(*named) -> tuple[Array, ...]:
+    r"""Check finite row bases (k, N) sharing N, orthonormal ($Q Q^\top = I$, ``close_tolerance``) when concrete.
+
+    Returns them as JAX arrays.
+    """
+    width, bases = None, []
+    for name, q in named:
+        bases.append(_check_stack(name, q))
+        if width is not None:
+            check_shape(name, q, (None, width))
+        width = np.shape(q)[1]
+        if is_concrete(q):
+            q = np.asarray(q)
+            gap = float(np.max(np.abs(q @ q.T - np.eye(q.shape[0]))))
+            if gap > close_tolerance(q.dtype, width):
+                raise ValueError(f"{name} must have orthonormal rows (Q Q^T = I), got max |Q Q^T - I| = {gap:.3g}")
+    return tuple(bases)
+
+
+def _check_leading_axis(name: str, arrays) -> None:
+    """Check one or more arrays sharing a leading (batch) axis of size >= 1."""
+    sizes = {np.shape(a)[0] if np.ndim(a) else 0 for a in arrays}
+    if not arrays or len(sizes) != 1 or 0 in sizes:
+        raise ValueError(f"{name} must share one leading batch axis of size >= 1, got sizes {sorted(sizes)}")

@@ -1,6 +1,6 @@
 r"""The single-layer, single-head attention model (derivations/THEORY.md, "Model conventions").
 
-Data flow for one sequence of token ids $x \in \{0..V\}^n$:
+Data flow for one input sequence of ids $x \in \{0..V\}^n$ (data ids are $< V$; $V$ is MASK):
 
 $h_i = e(x_i) + p_i$, scores $S$, $A = \mathrm{softmax}_{row}(S)$, $o_i = \sum_j A_{ij} W_V h_j$
 (plus $h_i$ with a residual), features $f_i = \phi(o_i)$ (identity without an MLP).
@@ -8,16 +8,31 @@ $h_i = e(x_i) + p_i$, scores $S$, $A = \mathrm{softmax}_{row}(S)$, $o_i = \sum_j
 Everything after the scores is a function of $S$ alone (``features_at_scores``): the
 *score-space view* used by the analysis, which differentiates with respect to $S$ directly.
 The positional encoding is a fixed buffer, not a trained parameter (``stop_gradient``).
+
+Every public function that takes ``params`` and ``config`` checks them against each other
+(``check_params``); validation follows ``blindspot.checks`` (shapes always, values when concrete).
 """
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
-from blindspot.config import ModelConfig
+from blindspot.checks import (
+    check_allocation,
+    check_array,
+    check_finite_tree,
+    check_floating_dtype,
+    check_ids,
+    check_key,
+    check_mask,
+    check_shape,
+)
+from blindspot.config import ModelConfig, check_config
 from blindspot.positional import positional_encoding
 
 
@@ -61,10 +76,11 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
     gradient step is not stuck at a saddle); ``"random"`` gives entries of $W$ with variance
     $s^2/d$ (factored: $W_Q, W_K$ entries with variance $s/(d\sqrt r)$ each, same score scale).
     """
-    if not isinstance(config, ModelConfig):
-        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
-    dtype = dtype or jnp.result_type(float)
+    check_key("key", key)
+    check_config(config)
+    dtype = check_floating_dtype("dtype", dtype)
     n, d, v, c, h = config.n, config.d, config.vocab, config.classes, config.mlp
+    check_allocation("config (vocab, n, d, mlp, classes)", (max(v + 1, n, d, h, c), d), dtype)
     keys = jax.random.split(key, 9)
 
     def normal(k, shape, var):
@@ -95,8 +111,48 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _expected_params(config: ModelConfig) -> Params:
+    """Shapes and structure ``init`` gives for ``config`` (abstract, nothing allocated)."""
+    return jax.eval_shape(lambda: init(jax.random.key(0), config))
+
+
+def _form(x) -> str:
+    if x is None:
+        return "None"
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return f"a pair of arrays of shapes {tuple(tuple(np.shape(a)) for a in x)}"
+    return f"shape {tuple(np.shape(x))}" if hasattr(x, "shape") else type(x).__name__
+
+
+def _check_params_type(params) -> None:
+    if not isinstance(params, Params):
+        raise ValueError(f"params must be a Params (blindspot.init), got {type(params).__name__}")
+
+
+def check_params(params: Params, config: ModelConfig) -> None:
+    r"""Refuse parameters that ``init(key, config)`` could not have produced, or that are not finite.
+
+    Compares every leaf's shape with ``init``'s for ``config`` (vocabulary, width, length, classes,
+    MLP width), the query-key form (a $d \times d$ matrix, or a pair $(W_Q, W_K)$ of rank
+    ``config.qk_rank``) and the presence of the MLP; leaves must be real floating arrays, finite
+    when concrete. Shapes are checked inside traces too.
+    """
+    check_config(config)
+    _check_params_type(params)
+    expected = _expected_params(config)
+    for field in Params._fields:
+        got, want = getattr(params, field), getattr(expected, field)
+        got_leaves, got_tree = jax.tree.flatten(got)
+        want_leaves, want_tree = jax.tree.flatten(want)
+        if got_tree != want_tree or any(np.shape(a) != b.shape for a, b in zip(got_leaves, want_leaves)):
+            raise ValueError(f"params.{field} must have {_form(want)} for {config!r}, got {_form(got)}")
+    check_finite_tree("params", params)
+
+
 def query_key_matrix(params: Params) -> Float[Array, "d d"]:
     r"""Return the query-key matrix $W$ (the product $W_Q W_K^\top$ in factored form)."""
+    _check_params_type(params)
     if isinstance(params.query_key, tuple):
         w_q, w_k = params.query_key
         return w_q @ w_k.T
@@ -105,11 +161,27 @@ def query_key_matrix(params: Params) -> Float[Array, "d d"]:
 
 def positions(params: Params) -> Float[Array, "n d"]:
     """Return the fixed positional encoding $P$ (gradients do not flow into it)."""
+    _check_params_type(params)
     return jax.lax.stop_gradient(params.positional)
 
 
+def _check_inputs(name: str, tokens, n: int, vocab: int) -> None:
+    """Model input ids: shape (n,), integers in [0, vocab] (vocab is MASK, a valid input symbol)."""
+    check_shape(name, tokens, (n,))
+    check_ids(name, tokens, 0, vocab, note=f" (input ids; {vocab} is MASK)")
+
+
 def embed(params: Params, tokens: Int[Array, " n"]) -> Float[Array, "n d"]:
-    """Input embedding $H$ with rows $h_i = e(x_i) + p_i$."""
+    """Input embedding $H$ with rows $h_i = e(x_i) + p_i$ of one (possibly masked) input sequence.
+
+    ``tokens`` are input ids in ``[0, V]``, where ``V`` (the last embedding row) is MASK.
+    """
+    _check_params_type(params)
+    _check_inputs("tokens", tokens, params.positional.shape[0], params.token_embedding.shape[0] - 1)
+    return _embed(params, tokens)
+
+
+def _embed(params, tokens):
     return jnp.asarray(params.token_embedding)[tokens] + positions(params)
 
 
@@ -118,18 +190,28 @@ def scores_from_query_key(
 ) -> Float[Array, "n n"]:
     r"""Scores for a given query-key matrix $W$ (the parameter view of P5, P8).
 
-    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$.
+    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$. ``tokens``
+    are input ids in ``[0, V]`` (``V`` = MASK for masked inputs).
     """
+    check_params(params, config)
+    check_array("w", w, (config.d, config.d))
+    _check_inputs("tokens", tokens, config.n, config.vocab)
+    return _scores_from_query_key(w, params, config, tokens)
+
+
+def _scores_from_query_key(w, params, config, tokens):
     if config.scores == "position":
         p = positions(params)
         return jnp.einsum("nd,de,me->nm", p, w, p)
-    h = embed(params, tokens)
+    h = _embed(params, tokens)
     return jnp.einsum("nd,de,me->nm", h, w, h) / math.sqrt(config.d)
 
 
 def scores(params: Params, config: ModelConfig, tokens: Int[Array, " n"]) -> Float[Array, "n n"]:
-    """Score matrix $S$ of one sequence."""
-    return scores_from_query_key(query_key_matrix(params), params, config, tokens)
+    """Score matrix $S$ of one input sequence (ids in ``[0, V]``, ``V`` = MASK)."""
+    check_params(params, config)
+    _check_inputs("tokens", tokens, config.n, config.vocab)
+    return _scores_from_query_key(query_key_matrix(params), params, config, tokens)
 
 
 def features_at_scores(
@@ -138,18 +220,31 @@ def features_at_scores(
     r"""Per-position features $f_i = \phi(o_i)$ for a given score matrix $S$ (score-space view).
 
     $o_i = \sum_j \mathrm{softmax}(S)_{ij} W_V h_j$ (plus $h_i$ with a residual).
-    Values use the row-vector convention $v_j = h_j W_V$.
+    Values use the row-vector convention $v_j = h_j W_V$. ``tokens`` are input ids in ``[0, V]``.
     """
-    h = embed(params, tokens)
+    check_params(params, config)
+    _check_inputs("tokens", tokens, config.n, config.vocab)
+    check_array("s", s, (config.n, config.n))
+    return _features_at_scores(params, config, tokens, s)
+
+
+def _features_at_scores(params, config, tokens, s):
+    h = _embed(params, tokens)
     a = jax.nn.softmax(s, axis=-1)
     o = jnp.einsum("nm,md,de->ne", a, h, params.value)
     if config.residual:
         o = o + h
-    return position_wise(params, o)
+    return _position_wise(params, o)
 
 
 def position_wise(params: Params, o: Float[Array, "... d"]) -> Float[Array, "... d"]:
     r"""Apply the position-wise map $\phi$: the MLP when ``params.mlp`` is set, else the identity."""
+    _check_params_type(params)
+    check_array("o", o, (*np.shape(o)[:-1], params.value.shape[0]))
+    return _position_wise(params, o)
+
+
+def _position_wise(params, o):
     if params.mlp is None:
         return o
     m = params.mlp
@@ -157,7 +252,15 @@ def position_wise(params: Params, o: Float[Array, "... d"]) -> Float[Array, "...
 
 
 def pool(config: ModelConfig, features: Float[Array, "n d"]) -> Float[Array, " d"]:
-    """Pool per-position features: mean, last or first position."""
+    """Pool per-position features (one row per position, or a single already pooled row): mean, last or first."""
+    check_config(config)
+    check_array("features", features, (None, config.d))
+    if np.shape(features)[0] < 1:
+        raise ValueError(f"features must have shape (m, {config.d}) with m >= 1, got {np.shape(features)}")
+    return _pool(config, features)
+
+
+def _pool(config, features):
     if config.pooling == "mean":
         return features.mean(axis=0)
     return features[-1] if config.pooling == "last" else features[0]
@@ -167,10 +270,15 @@ def class_logits_at_scores(
     params: Params, config: ModelConfig, tokens: Int[Array, " n"], s: Float[Array, "n n"]
 ) -> Float[Array, " c"]:
     """Classification logits of one sequence for a given score matrix $S$."""
-    z = pool(config, features_at_scores(params, config, tokens, s))
+    z = _pool(config, features_at_scores(params, config, tokens, s))
     return z @ params.classifier.weight + params.classifier.bias
 
 
 def mask_tokens(config: ModelConfig, tokens: Int[Array, " n"], mask) -> Int[Array, " n"]:
-    """Replace the masked positions by the MASK id ``config.vocab``."""
+    """Replace the masked positions of data ids (in ``[0, V)``) by the MASK id ``config.vocab``."""
+    check_config(config)
+    check_shape("tokens", tokens, (*np.shape(tokens)[:-1], config.n))
+    check_ids("tokens", tokens, 0, config.vocab - 1, note=f" (data ids; {config.vocab} is MASK)")
+    check_shape("mask", mask, np.shape(tokens))
+    check_mask("mask", mask, config.n)
     return jnp.where(mask, config.mask_id, tokens)

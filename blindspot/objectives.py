@@ -3,29 +3,68 @@
 Each exists in two views. The *score-space view* (``*_at_scores``) takes one sequence and a
 score matrix $S$ and holds every other parameter fixed: $L_{cls}(S)$, $L_{rec}(S)$. The
 *parameter view* (``classification_loss``, ``reconstruction_loss``) computes $S$ from the
-parameters and averages over a batch. Batched entry points validate concrete input first.
+parameters and averages over a batch.
+
+Validation (``blindspot.checks``): every function checks ``params`` against ``config``, data ids in
+``[0, V)`` (MASK is introduced by masking only), labels in ``[0, classes)``, boolean masks and
+finite scores; the per-sequence functions are meant to be traced inside ``grad``/``vmap`` and check
+values only when they are concrete.
 """
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from blindspot.checks import check_choice
-from blindspot.config import ModelConfig
-from blindspot.model import Params, class_logits_at_scores, features_at_scores, mask_tokens, pool, scores
+from blindspot.checks import check_array, check_choice, check_ids, check_mask, check_shape
+from blindspot.config import ModelConfig, check_config
+from blindspot.model import (
+    Params,
+    check_params,
+    class_logits_at_scores,
+    features_at_scores,
+    mask_tokens,
+    pool,
+    scores,
+)
+
+
+def _check_sequence(config: ModelConfig, tokens, label=None, mask=None) -> None:
+    """Check one sequence: data ids of shape (n,), a label in [0, classes) or a boolean mask of shape (n,)."""
+    check_config(config)
+    check_shape("tokens", tokens, (config.n,))
+    check_ids("tokens", tokens, 0, config.vocab - 1, note=f" (data ids; {config.vocab} is MASK)")
+    if label is not None:
+        check_shape("label", label, ())
+        check_ids("label", label, 0, config.classes - 1)
+    if mask is not None:
+        check_mask("mask", mask, config.n)
+
+
+def _check_batch(params, config: ModelConfig, tokens, **targets) -> None:
+    """Check a batch: ``params`` fit ``config``, tokens of shape (b, n) with b >= 1, and their targets."""
+    check_params(params, config)
+    if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
+        raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+    config.check_batch(tokens, **targets)
 
 
 def classification_loss_at_scores(
     params: Params, config: ModelConfig, tokens: Int[Array, " n"], label, s: Float[Array, "n n"]
 ) -> Float[Array, ""]:
     """Cross-entropy of the pooled classifier of one sequence at score matrix $S$."""
+    _check_sequence(config, tokens, label=label)
     return classification_loss_at_features(params, config, features_at_scores(params, config, tokens, s), label)
 
 
 def classification_loss_at_features(
     params: Params, config: ModelConfig, features: Float[Array, "n d"], label
 ) -> Float[Array, ""]:
-    """Cross-entropy of the pooled classifier given the per-position features $f_i$."""
+    """Cross-entropy of the pooled classifier given the per-position features $f_i$ (or one pooled row)."""
+    check_params(params, config)
+    check_array("features", features, (None, config.d))
+    check_shape("label", label, ())
+    check_ids("label", label, 0, config.classes - 1)
     logits = pool(config, features) @ params.classifier.weight + params.classifier.bias
     return -jax.nn.log_softmax(logits)[label]
 
@@ -45,6 +84,9 @@ def reconstruction_loss_at_scores(
       $\ell_i = -q_{i, x_i}$, the attention mass on keys that carry the target token (P6).
       This readout ignores embeddings, values, residual and MLP.
     """
+    _check_sequence(config, tokens, mask=mask)
+    check_params(params, config)
+    check_array("s", s, (config.n, config.n))
     masked = mask_tokens(config, tokens, mask)
     if config.reconstruction == "copy":
         a = jax.nn.softmax(s, axis=-1)
@@ -67,6 +109,9 @@ def reconstruction_loss_at_features(
     Mean over $i \in M$ of cross-entropy or squared error of $z_i = f_i W_r + b_r$ against $x_i$;
     the ``"copy"`` readout does not use features and is refused.
     """
+    _check_sequence(config, tokens, mask=mask)
+    check_params(params, config)
+    check_array("features", features, (config.n, config.d))
     if config.reconstruction == "copy":
         raise ValueError("config.reconstruction must be one of {cross_entropy, squared} here, got 'copy'")
     z = features @ params.reconstructor.weight + params.reconstructor.bias
@@ -81,6 +126,7 @@ def reconstruction_loss_at_features(
 
 def reconstruction_scores(params: Params, config: ModelConfig, tokens, mask) -> Float[Array, "n n"]:
     """Score matrix of the masked input of one sequence."""
+    _check_sequence(config, tokens, mask=mask)
     return scores(params, config, mask_tokens(config, tokens, mask))
 
 
@@ -88,7 +134,7 @@ def classification_loss(
     params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
 ) -> Float[Array, ""]:
     """Mean classification cross-entropy over a batch (parameter view)."""
-    config.check_batch(tokens, labels=labels)
+    _check_batch(params, config, tokens, labels=labels)
 
     def one(x, y):
         return classification_loss_at_scores(params, config, x, y, scores(params, config, x))
@@ -100,7 +146,7 @@ def reconstruction_loss(
     params: Params, config: ModelConfig, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]
 ) -> Float[Array, ""]:
     """Mean masked reconstruction loss over a batch (parameter view)."""
-    config.check_batch(tokens, masks=masks)
+    _check_batch(params, config, tokens, masks=masks)
 
     def one(x, m):
         return reconstruction_loss_at_scores(params, config, x, m, reconstruction_scores(params, config, x, m))
@@ -112,7 +158,7 @@ def accuracy(
     params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
 ) -> Float[Array, ""]:
     """Fraction of sequences whose arg-max class equals the label."""
-    config.check_batch(tokens, labels=labels)
+    _check_batch(params, config, tokens, labels=labels)
 
     def predict(x):
         return jnp.argmax(class_logits_at_scores(params, config, x, scores(params, config, x))).astype(jnp.int32)
@@ -123,13 +169,17 @@ def accuracy(
 OBJECTIVES = ("classification", "reconstruction")
 
 
-def check_objective(config: ModelConfig, objective: str, tokens, target) -> None:
-    """Refuse an unknown objective name or a batch that does not fit it (labels or masks)."""
+def check_objective(params: Params, config: ModelConfig, objective: str, tokens, target) -> None:
+    """Refuse an unknown objective name, ``params`` that do not fit ``config``, or a bad batch.
+
+    The batch is ``tokens`` of shape (b, n) and ``target``: labels (b,) for classification, boolean
+    masks (b, n) for reconstruction.
+    """
     check_choice("objective", objective, OBJECTIVES)
     if objective == "classification":
-        config.check_batch(tokens, labels=target)
+        _check_batch(params, config, tokens, labels=target)
     else:
-        config.check_batch(tokens, masks=target)
+        _check_batch(params, config, tokens, masks=target)
 
 
 def shared_score_loss(params: Params, config: ModelConfig, objective: str, tokens: Int[Array, "b n"], target: Array):
@@ -139,6 +189,11 @@ def shared_score_loss(params: Params, config: ModelConfig, objective: str, token
     (b, n). Returns $S \mapsto \frac1b \sum_b L_b(S)$, the score-space view of a batch used by the
     curvature and Taylor analyses (P3, P7).
     """
-    check_objective(config, objective, tokens, target)
+    check_objective(params, config, objective, tokens, target)
     one = classification_loss_at_scores if objective == "classification" else reconstruction_loss_at_scores
-    return lambda s: jnp.mean(jax.vmap(lambda x, t: one(params, config, x, t, s))(tokens, target))
+
+    def loss(s):
+        check_array("s", s, (config.n, config.n))
+        return jnp.mean(jax.vmap(lambda x, t: one(params, config, x, t, s))(tokens, target))
+
+    return loss

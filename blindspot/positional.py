@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_bool, check_choice, check_int
+from blindspot.checks import check_allocation, check_bool, check_choice, check_floating_dtype, check_int, check_key
 from blindspot.config import POSITIONAL
 
 
@@ -17,7 +17,10 @@ def sinusoidal(n: int, d: int, dtype=None) -> Float[Array, "n d"]:
     term for odd d) depends on $i - j$ only: the "positional identity" $W = I$ of P8 already
     gives a Toeplitz score matrix.
     """
-    dtype = dtype or jnp.result_type(float)
+    check_int("n", n, 2)
+    check_int("d", d, 1)
+    dtype = check_floating_dtype("dtype", dtype)
+    check_allocation("n * d", (n, d), dtype)
     i = jnp.arange(n, dtype=dtype)[:, None]
     k = (jnp.arange(d) // 2).astype(dtype)
     omega = jnp.power(10000.0, -2.0 * k / d)
@@ -36,9 +39,11 @@ def positional_encoding(
     check_int("d", d, 1)
     check_choice("kind", kind, POSITIONAL)
     check_bool("centred", centred)
-    dtype = dtype or jnp.result_type(float)
+    dtype = check_floating_dtype("dtype", dtype)
     if kind == "sinusoidal":
         p = sinusoidal(n, d, dtype)
     else:
+        check_key("key", key)
+        check_allocation("n * d", (n, d), dtype)
         p = jax.random.normal(key, (n, d), dtype)
     return p - p.mean(axis=0) if centred else p

@@ -37,6 +37,7 @@ from blindspot.objectives import (
     reconstruction_loss_at_features,
     reconstruction_loss_at_scores,
 )
+from blindspot.runtime import disable_faulty_fusions, require_sound_compiler
 from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
@@ -44,6 +45,8 @@ DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", "dense", "factored")
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
+COVARIANCE_MAX_DIM = 4096
+"""Largest family dimension k whose k x k coordinate covariance (for the signal's standard error) is formed."""
 TAYLOR_MAX_ORDER = 8
 """Largest ``--taylor-order``: the jet carries K series terms and costs O(K^2) forward passes."""
 MAX_MEMORY_GB = 8.0
@@ -94,7 +97,8 @@ FIGURES = """reported figures (per objective):
   detectability        per family (null with --batch 1): with c_s the coordinates of sample s's gradient
                        in the orthonormal basis Q_F above, mu = E c, Sigma = Cov c over the data:
                        signal_squared  unbiased estimate of ||mu||^2 (can be < 0 below the noise floor),
-                                       with its standard error signal_squared_se; signal = sqrt(max(0, .))
+                                       with its standard error signal_squared_se (null for families of
+                                       dim > 4096: no dim x dim covariance); signal = sqrt(max(0, .))
                        noise           tr Sigma (unbiased)
                        batch_star      noise / signal_squared: the batch size at which the batch-mean
                                        gradient's component in F has signal-to-noise 1 (null: no signal)
@@ -102,8 +106,8 @@ FIGURES = """reported figures (per objective):
                        (a mean within rounding, 100 eps n ||g||_max, counts as no signal: the gauge)
                        count           b, the samples behind the estimates
   taylor               c_0..c_K of t -> mean_b L_b(S_b + t D) along unit directions D: band_1, the
-                       symmetric wrap-around band circulant_1 and the non-gauge part of the proximity
-                       kernel (c_k = f^(k)(0)/k!)
+                       symmetric wrap-around band circulant_1 and the proximity kernel, whole (its gauge
+                       part changes no loss, P1) (c_k = f^(k)(0)/k!)
   restricted_hessian   (--hessian) per family: eigenvalues of Q_F^T H Q_F (Q_F as for families) and
                        Frobenius norms of its Gauss-Newton and functional parts
   parameter_space      grad_rank: rank of the b per-sample gradients w.r.t. the query-key matrix W;
@@ -302,7 +306,7 @@ def taylor_directions(n: int, dtype) -> dict:
     return {
         "band_1": directions.band(n, 1, dtype=dtype)[0],
         "circulant_1": _unit(((lag == 1) | (lag == n - 1)).astype(dtype)),
-        "proximity": directions.family("proximity", n, dtype=dtype).basis()[0],
+        "proximity": directions.family("proximity", n, dtype=dtype, part="whole").basis()[0],
     }
 
 
@@ -417,7 +421,8 @@ def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict, 
         families[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(first.span, coords).fraction}
         alignment[name] = jacobian.expected_alignment_from_projections(coords, first.mean_norm)
         if whole is not None:
-            estimate = detectability.estimate(detectability.moments(coords), resolution=resolution)
+            moments = detectability.moments(coords, covariance=fam.dim <= COVARIANCE_MAX_DIM)
+            estimate = detectability.estimate(moments, resolution=resolution)
             detect[name] = {**estimate._asdict(), "share": detectability.share(estimate, whole)}
     return families, alignment, detect if whole is not None else None
 
@@ -603,11 +608,13 @@ def run(args) -> tuple[dict, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: check every option (exit status 2 on a bad one), enable float64, report; 0 on success."""
+    disable_faulty_fusions()  # before option checks that may create arrays
     try:
         args = build_parser().parse_args(argv)
         _check_options(args)
     except ValueError as error:
         return refuse(PROG, error)
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     report, timings = run(args)

@@ -5,9 +5,11 @@ relative to uniform attention, averaged over interior queries and over a batch.
 """
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_bool, check_finite, check_int, check_shape
+from blindspot.checks import check_array, check_bool, check_int, is_concrete
+from blindspot.tolerances import close_tolerance
 
 
 def proximity_index(
@@ -52,13 +54,26 @@ def proximity_index(
     if len(shape) < 2:
         raise ValueError(f"attention must have shape (..., n, n), got {shape}")
     n = shape[-1]
-    check_shape("attention", attention, (*shape[:-2], n, n))
+    check_array("attention", attention, (*shape[:-2], n, n))
     if n < 2 * radius + 1:
         raise ValueError(f"radius must be an integer in [1, {(n - 1) // 2}] for n = {n}, got {radius}")
-    check_finite("attention", attention)
+    _check_row_stochastic(attention)
     lag = jnp.abs(jnp.arange(n)[:, None] - jnp.arange(n)[None, :])
     near = (lag <= radius) & ((lag >= 1) | include_self)
     k = 2 * radius + int(include_self)
     mass = jnp.sum(jnp.where(near, attention, 0), axis=-1)
     interior = mass[..., radius : n - radius]
     return jnp.mean(interior) - jnp.asarray(k / n, dtype=interior.dtype)
+
+
+def _check_row_stochastic(attention) -> None:
+    """Refuse concrete attention with a negative entry or a row sum off 1 (beyond ``close_tolerance``)."""
+    if not is_concrete(attention):
+        return
+    a = np.asarray(attention)
+    tol = close_tolerance(a.dtype, a.shape[-1])
+    off = float(np.max(np.abs(np.sum(a, axis=-1) - 1.0)))
+    if float(np.min(a)) < -tol or off > tol:
+        raise ValueError(
+            f"attention must be row-stochastic (entries >= 0, rows summing to 1), got max |row sum - 1| = {off:.3g}"
+        )

@@ -4,6 +4,9 @@ Along a direction $v$ the loss $t \mapsto f(x + t v)$ has Taylor coefficients
 $c_k = \frac{1}{k!} \frac{d^k}{dt^k} f(x + t v) \big|_{t=0}$. A family is blind to order $K$ when
 $c_1 = \dots = c_K = 0$ along all its directions, globally flat when every order vanishes (P3),
 and locally but not globally blind when $c_1 = 0 \ne c_2$ (P7).
+
+Both entry points refuse a non-callable ``f`` and non-finite ``x`` or direction (values when
+concrete, ``blindspot.checks``).
 """
 
 import math
@@ -14,17 +17,20 @@ from jax.experimental.jet import jet
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from blindspot.checks import check_int
+from blindspot.checks import check_callable, check_finite_tree, check_int
 
 
-def _check_direction(x, direction) -> None:
-    """Refuse a direction whose structure or shapes differ from those of ``x``."""
+def _check_direction(f, x, direction) -> None:
+    """Refuse a non-callable ``f``, non-finite ``x``, or a direction that does not fit ``x``."""
+    check_callable("f", f)
+    check_finite_tree("x", x)
     x_leaves, x_tree = jax.tree.flatten(x)
     v_leaves, v_tree = jax.tree.flatten(direction)
     if x_tree != v_tree or any(jnp.shape(a) != jnp.shape(b) for a, b in zip(x_leaves, v_leaves)):
         shapes = [tuple(jnp.shape(a)) for a in x_leaves]
         got = [tuple(jnp.shape(b)) for b in v_leaves]
         raise ValueError(f"direction must have the structure and shapes of x {shapes}, got {got}")
+    check_finite_tree("direction", direction)
 
 
 def taylor_coefficients(f, x, direction, order: int) -> Float[Array, " k"]:
@@ -52,7 +58,7 @@ def taylor_coefficients(f, x, direction, order: int) -> Float[Array, " k"]:
     coefficients: cost $O(K^2)$ times one evaluation, against $O(2^K)$ for nested JVPs. P3, P7.
     """
     order = check_int("order", order, 1)
-    _check_direction(x, direction)
+    _check_direction(f, x, direction)
     flat_x, unravel = ravel_pytree(x)
     flat_v, _ = ravel_pytree(direction)
     series = [flat_v] + [jnp.zeros_like(flat_v)] * (order - 1)
@@ -85,7 +91,7 @@ def taylor_coefficients_nested_jvp(f, x, direction, order: int) -> Float[Array, 
     each order), used to cross-check Taylor mode.
     """
     order = check_int("order", order, 1)
-    _check_direction(x, direction)
+    _check_direction(f, x, direction)
     dtype = jnp.result_type(*jax.tree.leaves(x))
 
     def along(t):

@@ -6,6 +6,8 @@ $\epsilon$ of the dtype, scaled by the size of the computation, never a magic nu
 
 import numpy as np
 
+from blindspot.checks import check_float
+
 
 def eps(dtype) -> float:
     """Return the unit roundoff (machine epsilon) of a floating dtype."""
@@ -16,7 +18,9 @@ def rank_tolerance(largest_singular_value: float, shape: tuple[int, ...], dtype)
     r"""Singular values below this count as zero: $\epsilon \cdot \max(\text{shape}) \cdot \sigma_1$.
 
     This is the threshold of ``numpy.linalg.matrix_rank``, stated explicitly so reports can print it.
+    A NaN or infinite $\sigma_1$ is refused: it would make every singular value count as zero.
     """
+    check_float("largest_singular_value", largest_singular_value, -float("inf"), float("inf"))
     return eps(dtype) * max(shape) * float(largest_singular_value)
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_bool, check_choice, check_float, check_int
-from blindspot.config import ModelConfig
+from blindspot.checks import check_bool, check_callable, check_choice, check_float, check_int, check_key
+from blindspot.config import ModelConfig, check_config
 from blindspot.data import sample_masks
-from blindspot.model import Params, init, scores
+from blindspot.model import Params, check_params, init, scores
 from blindspot.objectives import accuracy, classification_loss, reconstruction_loss
 from blindspot.proximity import proximity_index
 
@@ -59,7 +59,9 @@ class History(NamedTuple):
     """Evaluations along training, one row per seed.
 
     ``steps``: optimiser steps done at each evaluation (0 = initialisation);
-    ``phase``: 0 for reconstruction (SPT), 1 for label training; ``attention``: mean
+    ``phase``: 0 for reconstruction (SPT), 1 for label training; ``train_loss``: mean training
+    loss of the ``eval_every`` steps before each evaluation after the first (``steps[1:]``: no
+    training loss exists at initialisation, so none is recorded); ``attention``: mean
     attention map over the evaluation sequences at the end of training, per seed; ``params``:
     with ``keep_params``, the parameters (leading axis: seed) at every evaluation, else ``None``.
     """
@@ -76,6 +78,8 @@ class History(NamedTuple):
 
 def check_settings(settings: TrainSettings, arm: str) -> None:
     """Refuse inconsistent settings (one-line ``ValueError``)."""
+    if not isinstance(settings, TrainSettings):
+        raise ValueError(f"settings must be a TrainSettings, got {type(settings).__name__}")
     check_choice("arm", arm, ARMS)
     check_int("total_steps", settings.total_steps, 1)
     check_int("eval_every", settings.eval_every, 1, settings.total_steps)
@@ -110,6 +114,10 @@ def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
 
 def attention_maps(params: Params, config: ModelConfig, tokens: Int[Array, "b n"]) -> Float[Array, "b n n"]:
     r"""Attention matrices $A = \mathrm{softmax}_{row}(S)$ of a batch of (unmasked) sequences."""
+    check_params(params, config)
+    if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
+        raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+    config.check_batch(tokens)
     return jax.nn.softmax(jax.vmap(lambda x: scores(params, config, x))(tokens), axis=-1)
 
 
@@ -213,13 +221,23 @@ def train(
 
 def _train(config, data, keys, arm, settings, label, log, keep_params) -> History:
     """``train`` under standard dtype promotion (optax's Adam bias correction computes float ** int32)."""
+    check_config(config)
     check_settings(settings, arm)
     check_bool("keep_params", keep_params)
-    config.check_batch(data.train_tokens, labels=data.train_labels)
-    config.check_batch(data.test_tokens, labels=data.test_labels)
-    keys = jnp.asarray(keys)
-    if keys.ndim != 2 or keys.shape[0] < 1:
-        raise ValueError(f"keys must be stacked PRNG keys of shape (seeds, 2), got shape {keys.shape}")
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string, got {type(label).__name__}")
+    if log is not None:
+        check_callable("log", log)
+    if not isinstance(data, Dataset):
+        raise ValueError(
+            f"data must be a Dataset(train_tokens, train_labels, test_tokens, test_labels), got {type(data).__name__}"
+        )
+    for split in ("train", "test"):
+        tokens, labels = getattr(data, f"{split}_tokens"), getattr(data, f"{split}_labels")
+        if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
+            raise ValueError(f"data.{split}_tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+        config.check_batch(tokens, labels=labels)
+    check_key("keys", keys, stacked=True)
     start = time.perf_counter()
     init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
     params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
@@ -233,6 +251,7 @@ def _train(config, data, keys, arm, settings, label, log, keep_params) -> Histor
     steps, phase_ids, accs, proxs, losses, kept = [], [], [], [], [], []
 
     def record(params, step, phase, loss):
+        """Evaluate and log; ``loss`` is the chunk's mean training loss, ``None`` at initialisation."""
         if keep_params:
             kept.append(params)
         acc, prox, att = evaluate(params, test_x, test_y)
@@ -240,16 +259,18 @@ def _train(config, data, keys, arm, settings, label, log, keep_params) -> Histor
         phase_ids.append(phase)
         accs.append(np.asarray(acc))
         proxs.append(np.asarray(prox))
-        losses.append(np.asarray(loss))
+        if loss is not None:
+            losses.append(np.asarray(loss))
         if log is not None:
+            shown = "not evaluated" if loss is None else f"{np.mean(loss):.3f}"
             log(
                 f"{label} {arm:10s} step {step:5d}/{settings.total_steps} "
-                f"loss {np.mean(loss):.3f} test acc {np.mean(acc):.3f} proximity {np.mean(prox):+.3f} "
+                f"loss {shown} test acc {np.mean(acc):.3f} proximity {np.mean(prox):+.3f} "
                 f"({time.perf_counter() - start:.0f}s)"
             )
         return att
 
-    att = record(params, 0, 0 if arm == "spt" else 1, np.full(keys.shape[0], np.nan))
+    att = record(params, 0, 0 if arm == "spt" else 1, None)
     done = 0
     for phase, (objective, count) in enumerate(phases):
         phase_id = 0 if objective == "reconstruction" else 1

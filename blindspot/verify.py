@@ -14,6 +14,7 @@ from blindspot.checks import check_int
 from blindspot.cli import BadOption, Parser, integer, refuse
 from blindspot.evidence import ClaimResult, Evidence, run_claim
 from blindspot.io import check_output_file, write_report
+from blindspot.runtime import disable_faulty_fusions, require_sound_compiler
 
 PROG = "python -m blindspot.verify"
 SEED_HIGH = 2**62 - 1
@@ -94,6 +95,7 @@ def _write_json(path, results: list[ClaimResult], full: bool, seeds: list[int], 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected claims, print the table and the summary line, return the exit status."""
+    disable_faulty_fusions()  # before option checks that may create arrays
     from blindspot.claims import CLAIMS
 
     ids = [c.id for c in CLAIMS]
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.id:<4} {c.statement}  [hypotheses: {c.hypotheses}]")
         return 0
 
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     device = jax.devices()[0]

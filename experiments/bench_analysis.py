@@ -28,6 +28,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from blindspot.cli import BadOption, Parser, refuse  # noqa: E402
+from blindspot.runtime import require_sound_compiler  # noqa: E402
 from experiments.bench_curvature import best_time, curvature_benchmarks  # noqa: E402
 
 PROG = "python experiments/bench_analysis.py"
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except BadOption as error:
         return refuse(PROG, error)
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"

@@ -29,6 +29,7 @@ from blindspot import ModelConfig, directions, init
 from blindspot.curvature import hvp, restricted_hessian
 from blindspot.data import iid_tokens, sample_masks
 from blindspot.objectives import shared_score_loss
+from blindspot.runtime import require_sound_compiler
 from blindspot.tolerances import close_tolerance
 
 RESTRICTED_N = 24
@@ -123,6 +124,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a sub-minute run")
     args = parser.parse_args(argv)
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     print(json.dumps(curvature_benchmarks(args.quick), indent=2))

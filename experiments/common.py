@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blindspot.io import json_text, write_atomic, write_json_atomic  # noqa: E402
+from blindspot.runtime import require_sound_compiler  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "paper_figs"
@@ -23,7 +24,8 @@ plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8
 
 
 def setup() -> None:
-    """Entry-point configuration: float64 and highest matmul precision (never at import)."""
+    """Entry-point configuration: a sound compiler, float64 and highest matmul precision (never at import)."""
+    require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
 

@@ -132,11 +132,11 @@ def test_accuracy_counts_argmax_agreement():
     [
         (
             lambda p, c, x, y, m: classification_loss(p, c, x.at[0, 0].set(4), y),
-            r"tokens must have entries in \[0, 3\]",
+            r"tokens must have entries in \[0, 2\] \(data ids; 3 is MASK\)",
         ),
         (
             lambda p, c, x, y, m: classification_loss(p, c, x.at[0, 0].set(-1), y),
-            r"tokens must have entries in \[0, 3\]",
+            r"tokens must have entries in \[0, 2\] \(data ids; 3 is MASK\)",
         ),
         (lambda p, c, x, y, m: classification_loss(p, c, x, y.at[0].set(2)), r"labels must have entries in \[0, 1\]"),
         (

@@ -64,8 +64,13 @@ def test_spt_arm_trajectory(seed):
 def test_zero_init_starts_uniform_and_same_keys_same_result():
     data = dataset(jax.random.PRNGKey(5))
     keys = jax.random.split(jax.random.PRNGKey(6), 2)
-    a = train(CONFIG, data, keys, arm="supervised", settings=SETTINGS, log=None)
+    lines = []
+    a = train(CONFIG, data, keys, arm="supervised", settings=SETTINGS, log=lines.append)
     b = train(CONFIG, data, keys, arm="supervised", settings=SETTINGS, log=None)
+    # no training loss exists at initialisation: the log says so, and none is recorded (no NaN placeholder)
+    assert len(lines) == len(a.steps) and "loss not evaluated" in lines[0]
+    assert not any("nan" in line for line in lines)
+    assert a.train_loss.shape == (2, len(a.steps) - 1) and np.all(np.isfinite(a.train_loss))
     assert np.all(np.abs(a.proximity[:, 0]) <= close_tolerance(jnp.float64, CONFIG.n**2))
     np.testing.assert_array_equal(a.test_accuracy, b.test_accuracy)
     np.testing.assert_array_equal(a.attention, b.attention)
