@@ -5,13 +5,15 @@ each a route of its own (``measure`` lists them); the control uses an open-bound
 """
 
 from fractions import Fraction
+from functools import partial
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from blindspot import numpy_model
-from blindspot.claim_support import F64, rounding, sample_batch
+from blindspot.claim_support import rounding, sample_batch
 from blindspot.config import ModelConfig
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.objectives import shared_score_loss
@@ -70,6 +72,12 @@ def numpy_loss_change(settings: Settings, seed: int, *, open_boundary: bool = Fa
     )
 
 
+@partial(jax.jit, static_argnums=1)
+def _coefficients(params, config, tokens, labels, direction):
+    loss = shared_score_loss(params, config, "classification", tokens, labels)
+    return taylor_coefficients(loss, jnp.zeros_like(direction), direction, 4)
+
+
 def jet_coefficients(settings: Settings, seed: int) -> Evidence:
     r"""Route "taylor-mode": coefficients $c_1..c_4$ of $L(tC)$, $C$ a unit circulant, JAX model, relative to $L(0)$."""
     config = _config(settings)
@@ -77,8 +85,7 @@ def jet_coefficients(settings: Settings, seed: int) -> Evidence:
     n = settings.n
     unit = _circulant(np.random.default_rng(seed + 1).standard_normal(n))
     unit /= np.linalg.norm(unit)
-    loss = shared_score_loss(params, config, "classification", tokens, labels)
-    coefficients = np.asarray(taylor_coefficients(loss, jnp.zeros((n, n), F64), jnp.asarray(unit), 4))
+    coefficients = np.asarray(_coefficients(params, config, tokens, labels, jnp.asarray(unit)))
     return Evidence(
         f"Taylor coefficients 1..4 of L(tC) along a unit circulant C (jet), n={n}: max |c_k| / L(0)",
         "taylor-mode",

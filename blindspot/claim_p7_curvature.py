@@ -8,8 +8,10 @@ Gauss-Newton part of the Hessian vanishes on the whole circulant family and the 
 of it. Three lines, each a route of its own (``measure`` lists them); the control removes the MLP.
 """
 
+from functools import partial
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
@@ -20,7 +22,7 @@ from blindspot.config import ModelConfig
 from blindspot.curvature import gauss_newton_split
 from blindspot.directions import circulant
 from blindspot.evidence import Claim, Control, Evidence
-from blindspot.model import embed, features_at_scores, pool
+from blindspot.model import Params, embed, features_at_scores, pool
 from blindspot.objectives import classification_loss_at_features, shared_score_loss
 from blindspot.taylor import taylor_coefficients, taylor_coefficients_nested_jvp
 
@@ -38,28 +40,24 @@ FULL = Settings(n=16)
 
 
 class _Setup(NamedTuple):
-    params: object
+    """One sequence, its label, and a random unit circulant direction with its basis coordinates."""
+
+    params: Params
     config: ModelConfig
-    tokens: object
-    labels: object
-    coefficients: np.ndarray  # of the unit direction in the orthonormal circulant basis
-    basis: np.ndarray  # (n, n, n) orthonormal circulant basis
-
-    @property
-    def direction(self) -> np.ndarray:
-        return np.tensordot(self.coefficients, self.basis, axes=1)
-
-    def loss(self):
-        return shared_score_loss(self.params, self.config, "classification", self.tokens, self.labels)
+    tokens: jax.Array
+    labels: jax.Array
+    coefficients: np.ndarray
+    basis: np.ndarray
+    direction: np.ndarray
 
 
 def _setup(settings: Settings, seed: int) -> _Setup:
-    """One sequence, its label and a random unit circulant direction."""
     config = ModelConfig(n=settings.n, d=3, vocab=4, mlp=settings.mlp, residual=settings.residual)
     params, tokens, labels, _ = sample_batch(config, seed, 1)
     coefficients = np.random.default_rng(seed).standard_normal(settings.n)
-    basis = np.asarray(circulant(settings.n, dtype=F64))
-    return _Setup(params, config, tokens, labels, coefficients / np.linalg.norm(coefficients), basis)
+    coefficients /= np.linalg.norm(coefficients)
+    basis = np.asarray(circulant(settings.n, dtype=F64))  # orthonormal
+    return _Setup(params, config, tokens, labels, coefficients, basis, np.tensordot(coefficients, basis, axes=1))
 
 
 def _closed_form(setup: _Setup) -> float:
@@ -82,20 +80,39 @@ def _closed_form(setup: _Setup) -> float:
     )
 
 
+@partial(jax.jit, static_argnums=(1, 5))
+def _coefficients(params, config, tokens, labels, direction, nested):
+    """Coefficients $c_0, c_1, c_2$ of $L(tC)$ by jet (``nested=False``) or by nested JVPs."""
+    loss = shared_score_loss(params, config, "classification", tokens, labels)
+    method = taylor_coefficients_nested_jvp if nested else taylor_coefficients
+    return method(loss, jnp.zeros_like(direction), direction, 2)
+
+
+@partial(jax.jit, static_argnums=1)
+def _split(params, config, tokens, labels, basis):
+    x, y = tokens[0], labels[0]
+
+    def pooled(s):
+        return pool(config, features_at_scores(params, config, x, s))
+
+    def loss_of_pooled(z):  # z is already pooled: one feature row pools to itself
+        return classification_loss_at_features(params, config, z[None, :], y)
+
+    return gauss_newton_split(pooled, loss_of_pooled, jnp.zeros_like(basis[0]), basis)
+
+
 def jet_coefficients(settings: Settings, seed: int) -> Evidence:
     r"""Route "taylor-mode": $\max(|c_1| / L, |c_2 - \text{closed form}| / |\text{closed form}|)$, $c_k$ by jet."""
     setup = _setup(settings, seed)
-    n = settings.n
-    zero = jnp.zeros((n, n), F64)
-    c = np.asarray(taylor_coefficients(setup.loss(), zero, jnp.asarray(setup.direction), 2))
+    c = np.asarray(_coefficients(*setup[:4], jnp.asarray(setup.direction), False))
     closed = _closed_form(setup)
     return Evidence(
-        f"Taylor coefficients of L(tC), unit circulant C (jet), n={n}: max(|c_1| / L, |c_2 - SymPy closed form| "
-        "/ |closed form|)",
+        f"Taylor coefficients of L(tC), unit circulant C (jet), n={settings.n}: max(|c_1| / L, "
+        "|c_2 - SymPy closed form| / |closed form|)",
         "taylor-mode",
         max(abs(c[1]) / abs(c[0]), abs(c[2] - closed) / abs(closed)),
         0.0,
-        rounding(n * n),
+        rounding(settings.n * settings.n),
     )
 
 
@@ -107,17 +124,7 @@ def curvature_split(settings: Settings, seed: int) -> Evidence:
     direction's coordinates in the orthonormal circulant basis.
     """
     setup = _setup(settings, seed)
-    params, config, x, y = setup.params, setup.config, setup.tokens[0], setup.labels[0]
-    n = settings.n
-
-    def pooled(s):
-        return pool(config, features_at_scores(params, config, x, s))
-
-    def loss_of_pooled(z):  # z is already pooled: one feature row pools to itself
-        return classification_loss_at_features(params, config, z[None, :], y)
-
-    split = gauss_newton_split(pooled, loss_of_pooled, jnp.zeros((n, n), F64), jnp.asarray(setup.basis))
-    total, gauss_newton, functional = (np.asarray(t) for t in split)
+    total, gauss_newton, functional = (np.asarray(t) for t in _split(*setup[:4], jnp.asarray(setup.basis)))
     closed = _closed_form(setup)
     worst = max(
         np.abs(gauss_newton).max(),
@@ -125,28 +132,25 @@ def curvature_split(settings: Settings, seed: int) -> Evidence:
         abs(0.5 * setup.coefficients @ total @ setup.coefficients - closed),
     )
     return Evidence(
-        f"Hessian on the {n} circulant directions (HVPs): max(|Gauss-Newton|, |functional - total|, "
+        f"Hessian on the {settings.n} circulant directions (HVPs): max(|Gauss-Newton|, |functional - total|, "
         "|(1/2) a^T H a - SymPy closed form|) / |closed form|",
         "curvature",
         float(worst / abs(closed)),
         0.0,
-        rounding(n * n),
+        rounding(settings.n * settings.n),
     )
 
 
 def nested_jvp_curvature(settings: Settings, seed: int) -> Evidence:
     r"""Route "nested-jvp": $|c_2|$ by nested forward-mode JVPs, relative to $L$; the theory says clearly non-zero."""
     setup = _setup(settings, seed)
-    n = settings.n
-    c = np.asarray(
-        taylor_coefficients_nested_jvp(setup.loss(), jnp.zeros((n, n), F64), jnp.asarray(setup.direction), 2)
-    )
+    c = np.asarray(_coefficients(*setup[:4], jnp.asarray(setup.direction), True))
     return Evidence(
-        f"|c_2| / L of L(tC), unit circulant C, nested JVPs, n={n}",
+        f"|c_2| / L of L(tC), unit circulant C, nested JVPs, n={settings.n}",
         "nested-jvp",
         float(abs(c[2]) / abs(c[0])),
         0.0,
-        rounding(n * n),
+        rounding(settings.n * settings.n),
         "greater",
     )
 
