@@ -35,7 +35,7 @@ class Settings(NamedTuple):
     n: int
     samples: int
     vocab: int = 3
-    rho: float = 0.6
+    rho: float = 0.8
 
 
 DEFAULT = Settings(n=6, samples=40000)
