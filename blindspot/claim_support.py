@@ -7,7 +7,6 @@ false alarm about once in a million per entry).
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from blindspot.config import ModelConfig
 from blindspot.data import markov_tokens, sample_masks
@@ -22,12 +21,6 @@ Z = 4.9
 def rounding(size: int) -> float:
     """Relative float64 rounding level of a computation with ``size`` terms (``close_tolerance``)."""
     return close_tolerance(F64, size)
-
-
-def relative(a, b) -> float:
-    r"""Max-norm relative difference $\max|a - b| / \max|b|$."""
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def sample_batch(config: ModelConfig, seed: int, batch: int, *, rho: float = 0.7):
