@@ -1,26 +1,50 @@
 """Evidence, controls and results of the theory claims checked by ``python -m blindspot.verify``.
 
 A claim passes when every line of evidence agrees with the theory *and* its negative control,
-the main measurement repeated with one hypothesis broken, clearly disagrees: proof that the
-check can fail.
+a line of evidence repeated with one hypothesis broken, clearly disagrees: proof that the
+check can fail. Each line names its *route*, the way its measurement was computed; within a claim
+the routes share no code beyond the model's definition (``ROUTES`` lists them).
+
+Every tolerance is a noise level: float64 rounding (``blindspot.tolerances``) or, for Monte Carlo,
+$Z = 4.9$ standard errors. "Clearly" means by a factor ``CONTROL_MARGIN`` of that level: a line
+that says "non-zero" passes only above ``CONTROL_MARGIN`` tolerances, and a control that should
+miss an equality must miss it by more than ``CONTROL_MARGIN`` tolerances.
 """
 
+import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 CONTROL_MARGIN = 10.0
-"""A control must miss an equality by more than this many tolerances to count as clearly failed."""
+"""Factor by which a measurement must clear a tolerance to count as clearly different from it."""
+
+ROUTES = {
+    "sympy": "SymPy: exact symbolic algebra, or SymPy evaluated at the model's float64 parameters",
+    "exact-rational": "Python integers and fractions: no rounding at all",
+    "autodiff": "reverse-mode JAX autodiff (jax.grad) of the JAX model",
+    "taylor-mode": "Taylor-mode JAX autodiff (jax.experimental.jet) of the JAX model",
+    "nested-jvp": "nested forward-mode JAX autodiff (jax.jvp of jax.jvp) of the JAX model",
+    "curvature": "Hessian-vector products restricted to a family and split (blindspot.curvature)",
+    "fast-path": "closed-form factored score gradients at uniform attention (blindspot.fast_paths)",
+    "numpy-forward": "the model's forward pass re-written in plain numpy (blindspot.numpy_model)",
+    "monte-carlo": "sample means of JAX model gradients, with a Z = 4.9 standard-error bound",
+    "exact-enumeration": "every mask enumerated, token agreement exact by linearity, a numpy backward pass",
+    "none": "no measurement (the claim raised before measuring)",
+}
+"""The routes by which an evidence line computes its measurement."""
 
 
 class Evidence(NamedTuple):
-    r"""One line of evidence comparing ``measured`` with the theory's ``expected`` value.
+    r"""One line of evidence: ``measured`` by ``route``, compared with the theory's ``expected`` value.
 
     ``relation="equal"`` passes when $|measured - expected| \le tolerance$; ``relation="greater"``
-    (the theory says "non-zero" or "positive") passes when $measured - expected > tolerance$.
+    (the theory says "non-zero" or "larger") passes when $measured - expected$ exceeds
+    ``CONTROL_MARGIN`` tolerances, that is when it is clearly separated from the noise.
     """
 
     name: str
+    route: str
     measured: float
     expected: float
     tolerance: float
@@ -30,7 +54,7 @@ class Evidence(NamedTuple):
     def passed(self) -> bool:
         """Whether the measurement agrees with the theory."""
         if self.relation == "greater":
-            return bool(self.measured - self.expected > self.tolerance)
+            return bool(self.measured - self.expected > CONTROL_MARGIN * self.tolerance)
         return bool(abs(self.measured - self.expected) <= self.tolerance)
 
     @property
@@ -43,7 +67,13 @@ class Evidence(NamedTuple):
     def to_dict(self) -> dict:
         """JSON-ready record."""
         numbers = {k: float(getattr(self, k)) for k in ("measured", "expected", "tolerance")}
-        return {"name": self.name, **numbers, "relation": self.relation, "passed": self.passed}
+        return {
+            "name": self.name,
+            "route": self.route,
+            **numbers,
+            "relation": self.relation,
+            "passed": self.passed,
+        }
 
 
 class Control(NamedTuple):
@@ -102,11 +132,18 @@ class ClaimResult(NamedTuple):
         }
 
 
+def _slack(e: Evidence) -> float:
+    """How far a line is inside its passing region (negative: outside; NaN counts as the worst)."""
+    if e.relation == "greater":
+        slack = e.measured - e.expected - CONTROL_MARGIN * e.tolerance
+    else:
+        slack = e.tolerance - abs(e.measured - e.expected)
+    return -math.inf if math.isnan(slack) else slack
+
+
 def _worse(a: Evidence, b: Evidence) -> Evidence:
-    """Return the evidence line further from the theory (for a worst case over seeds)."""
-    if a.relation == "greater":
-        return a if a.measured - a.expected <= b.measured - b.expected else b
-    return a if abs(a.measured - a.expected) >= abs(b.measured - b.expected) else b
+    """Return the evidence line further from the theory, relative to its tolerance (worst case over seeds)."""
+    return a if _slack(a) <= _slack(b) else b
 
 
 def _better(a: Evidence, b: Evidence) -> Evidence:
@@ -128,6 +165,6 @@ def run_claim(claim: Claim, *, full: bool, seeds: list[int]) -> ClaimResult:
             evidence = [_worse(a, b) for a, b in zip(evidence, more)]
             control = control._replace(evidence=_better(control.evidence, more_control.evidence))
     except Exception as error:  # noqa: BLE001  (reported as a failed claim, with the message)
-        failed = Evidence(f"measurement raised {type(error).__name__}: {error}", float("nan"), 0.0, 0.0)
+        failed = Evidence(f"measurement raised {type(error).__name__}: {error}", "none", float("nan"), 0.0, 0.0)
         evidence, control = [failed], Control("not reached", failed)
     return ClaimResult(claim, evidence, control, list(seeds), time.perf_counter() - start)

@@ -56,8 +56,13 @@ def _check_options(argv, ids: list[str]):
 
 
 def _describe(e: Evidence) -> str:
-    relation = "expected" if e.relation == "equal" else "must exceed"
-    return f"{e.name}: measured {e.measured:.3e}, {relation} {e.expected:.3e}, tolerance {e.tolerance:.1e}"
+    from blindspot.evidence import CONTROL_MARGIN
+
+    if e.relation == "equal":
+        relation = f"expected {e.expected:.3e}, tolerance {e.tolerance:.1e}"
+    else:
+        relation = f"must exceed {e.expected:.3e} by {CONTROL_MARGIN:g} x tolerance {e.tolerance:.1e}"
+    return f"[{e.route}] {e.name}: measured {e.measured:.3e}, {relation}"
 
 
 def _print_result(r: ClaimResult) -> None:
