@@ -25,6 +25,7 @@ ROUTES = {
     "autodiff": "reverse-mode JAX autodiff (jax.grad) of the JAX model",
     "taylor-mode": "Taylor-mode JAX autodiff (jax.experimental.jet) of the JAX model",
     "nested-jvp": "nested forward-mode JAX autodiff (jax.jvp of jax.jvp) of the JAX model",
+    "finite-difference": "central differences of JAX autodiff gradients (no second-order autodiff)",
     "curvature": "Hessian-vector products restricted to a family and split (blindspot.curvature)",
     "fast-path": "closed-form factored score gradients at uniform attention (blindspot.fast_paths)",
     "numpy-forward": "the model's forward pass re-written in plain numpy (blindspot.numpy_model)",

@@ -17,6 +17,7 @@ SCRIPTS = (
     "p5_positional_gradient",
     "p6_reconstruction_sees",
     "p7_curvature",
+    "p10_random_init",
 )
 
 

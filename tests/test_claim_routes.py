@@ -24,6 +24,7 @@ from blindspot import (
     claim_p6_reconstruction,
     claim_p7_curvature,
     claim_p8_parameter_alignment,
+    claim_p10_random_init,
     claims,
     numpy_model,
     symbolic,
@@ -41,6 +42,7 @@ SMALL = {
     claim_p7_curvature: claim_p7_curvature.Settings(n=4),
     # n = 16, d = 8 is the smallest size where the rise of P8 is large; few samples, one chain
     claim_p8_parameter_alignment: claim_p8_parameter_alignment.Settings(n=16, d=8, samples=2000, rhos_sampled=(0.8,)),
+    claim_p10_random_init: claim_p10_random_init.Settings(n=4, batch=8),
 }
 
 
@@ -164,6 +166,12 @@ MUTATIONS = {
         symbolic, "expected_copy_gradient", lambda agreement, masked: symbolic.design_copy_gradient(agreement)
     ),
     ("P8", "monte_carlo_cosine_rise"): lambda mp, m: mp.setattr(m, "markov_tokens", _iid_markov_tokens),
+    # P10
+    ("P10", "autodiff_first_order"): "mlp=6",
+    ("P10", "finite_difference_first_order"): "mlp=6",
+    ("P10", "sympy_reconstruction_signal"): lambda mp, m: mp.setattr(
+        symbolic, "expected_copy_gradient", lambda agreement, masked: sp.ones(agreement.rows, agreement.cols)
+    ),
 }
 """(claim id, line name) -> a wrong ingredient: a monkeypatch, or "field=value" breaking a hypothesis in Settings."""
 
