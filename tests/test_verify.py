@@ -30,7 +30,7 @@ def test_every_claim_passes_at_default_size_with_two_evidence_lines_and_a_failin
 
 
 def test_every_evidence_line_names_its_route_and_the_routes_of_a_claim_differ(report):
-    _, data = report
+    _, data, _ = report
     for claim in data["claims"]:
         routes = [e["route"] for e in claim["evidence"]]
         assert set(routes) <= ROUTES.keys() and len(set(routes)) == len(routes), claim["id"]
