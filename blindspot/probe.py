@@ -83,6 +83,8 @@ FIGURES = """reported figures (per objective):
   per_sample_rank_max  largest numerical rank of one sample's n x n score gradient dL/dS
   span_rank            numerical rank of the b per-sample gradients stacked as b x n^2 (their span G)
   blind_dim            n^2 - span_rank: directions no sample's gradient sees at first order
+  span_saturated       span_rank = b < n(n-1): every sample adds a direction, so blind_dim is set by the
+                       batch, not the model (a note on stderr gives the batch needed)
   rank_tolerance       singular values below it count as zero: eps * max(b, n^2) * sigma_1
                        (square root of eps * max(b, n^2) * lambda_1 when the Gram route is used)
   families             per direction family F: dim and visible_fraction = ||Q_G^T Q_F||_F^2 / dim F
@@ -494,6 +496,7 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         "per_sample_rank_max": first.per_sample_rank_max,
         "span_rank": first.span.rank,
         "blind_dim": config.n**2 - first.span.rank,
+        "span_saturated": first.span.rank == first.score_norms.shape[0] < config.n * (config.n - 1),
         "rank_tolerance": first.span.tolerance,
         "largest_singular_value": float(first.span.singular_values[0]),
         "families": families,
@@ -505,6 +508,18 @@ def analyse(params, config, objective, tokens, target, *, route, taylor_order, b
         report["restricted_hessian"] = _hessian_entry(params, config, objective, tokens, target, bands)
     report["parameter_space"] = _parameter_space_entry(params, config, objective, tokens, target, first)
     return report
+
+
+def _warn_saturated(report) -> None:
+    """Say on stderr when a span rank equals the batch: then blind_dim describes the sample, not the model."""
+    n, batch = report["config"]["n"], report["config"]["batch"]
+    for objective, entry in report["objectives"].items():
+        if entry["span_saturated"]:
+            print(
+                f"{PROG}: note: the {objective} span rank equals the batch ({batch}), so blind_dim is a property of "
+                f"the sample; a batch of at least n(n-1) = {n * (n - 1)} is needed to reach every non-gauge direction",
+                file=sys.stderr,
+            )
 
 
 def _print_table(report, timings) -> None:
@@ -619,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_default_matmul_precision", "highest")
     report, timings = run(args)
     _print_table(report, timings)
+    _warn_saturated(report)
     if args.json is not None:
         try:
             write_report(args.json, report, timings)

@@ -264,3 +264,13 @@ def test_detectability_against_dense_gradients_and_a_pairwise_estimate(tmp_path,
                 assert got["share"] is None
             else:
                 assert got["share"] == pytest.approx(np.sqrt(max(pairs, 0.0) / whole), rel=1e3 * TOL), (objective, name)
+
+
+def test_a_span_saturated_by_the_batch_is_flagged_with_the_batch_needed(tmp_path, capsys):
+    small = _report(tmp_path, "--n", "6", "--d", "4", "--batch", "8", "--taylor-order", "0")["objectives"]
+    assert small["reconstruction"]["span_rank"] == 8 and small["reconstruction"]["span_saturated"]
+    assert not small["classification"]["span_saturated"]  # rank n - 1 = 5 < 8: the loss, not the batch (P4)
+    assert "a batch of at least n(n-1) = 30 is needed" in capsys.readouterr().err
+    large = _report(tmp_path, "--n", "4", "--d", "4", "--batch", "40", "--mask-rate", "0.5", "--taylor-order", "0")
+    assert large["objectives"]["reconstruction"]["span_rank"] == 12  # n(n-1): the whole non-gauge space
+    assert not large["objectives"]["reconstruction"]["span_saturated"]
