@@ -35,7 +35,7 @@ def is_concrete(x) -> bool:
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
     """Check that ``value`` is an integer in ``[low, high]`` (``high=None``: unbounded)."""
-    allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
     if value < low or (high is not None and value > high):

@@ -19,7 +19,7 @@ def test_checks_accept_valid_values():
     ("call", "message"),
     [
         (lambda: check_int("k", True, 0), "k must be an integer >= 0, got True"),
-        (lambda: check_int("k", 6, 1, 5), r"k must be an integer \[1, 5\], got 6"),
+        (lambda: check_int("k", 6, 1, 5), r"k must be an integer in \[1, 5\], got 6"),
         (lambda: check_float("r", "x", 0.0, 1.0), r"r must be a real number in \(0.0, 1.0\), got 'x'"),
         (
             lambda: check_float("r", 1.5, 0.0, 1.0, open_low=False, open_high=False),

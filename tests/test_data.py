@@ -114,10 +114,10 @@ def test_sources_are_deterministic_for_a_key():
         (lambda: iid_tokens(jax.random.key(0), 0, 5, 4), r"batch must be an integer >= 1, got 0"),
         (lambda: iid_tokens(jax.random.key(0), 2, 1, 4), r"n must be an integer >= 2, got 1"),
         (lambda: markov_tokens(jax.random.key(0), 2, 5, 4, 1.0), r"rho must be a real number in \[0.0, 1.0\)"),
-        (lambda: markov_tokens(jax.random.key(0), 2, 5, 1, 0.5), r"vocab must be an integer \[2, 2147483647\]"),
+        (lambda: markov_tokens(jax.random.key(0), 2, 5, 1, 0.5), r"vocab must be an integer in \[2, 2147483647\]"),
         (lambda: paired_task(jax.random.key(0), 2, 7, 4), r"n must be an even integer >= 4, got 7"),
         (lambda: sample_masks(jax.random.key(0), 2, 5, 1.5), r"rate must be a real number in \(0.0, 1.0\)"),
-        (lambda: digits(levels=1), r"levels must be an integer \[2, 17\], got 1"),
+        (lambda: digits(levels=1), r"levels must be an integer in \[2, 17\], got 1"),
     ],
 )
 def test_bad_arguments_are_refused(call, message):
