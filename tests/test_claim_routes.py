@@ -25,6 +25,7 @@ from blindspot import (
     claim_p7_curvature,
     claim_p8_parameter_alignment,
     claim_p10_random_init,
+    claim_p11_mlp_order,
     claims,
     numpy_model,
     symbolic,
@@ -43,6 +44,7 @@ SMALL = {
     # n = 16, d = 8 is the smallest size where the rise of P8 is large; few samples, one chain
     claim_p8_parameter_alignment: claim_p8_parameter_alignment.Settings(n=16, d=8, samples=2000, rhos_sampled=(0.8,)),
     claim_p10_random_init: claim_p10_random_init.Settings(n=4, batch=8),
+    claim_p11_mlp_order: claim_p11_mlp_order.Settings(n=4, batch=4),
 }
 
 
@@ -97,6 +99,18 @@ def _uncentred_score_factors(module):
     def wrong(*args):
         factors = original(*args)
         return factors._replace(columns=factors.columns + factors.columns[:, :1, :])
+
+    return wrong
+
+
+def _row_weighted_score_factors(module):
+    """A factored fast path whose rows are weighted by position: a wrong dL/do_i, row-dependent at every order."""
+    original = module.uniform_score_factors
+
+    def wrong(*args):
+        factors = original(*args)
+        weights = 1.0 + 0.1 * jnp.arange(factors.rows.shape[1], dtype=factors.rows.dtype)
+        return factors._replace(rows=factors.rows * weights[None, :, None])
 
     return wrong
 
@@ -166,6 +180,9 @@ MUTATIONS = {
         symbolic, "expected_copy_gradient", lambda agreement, masked: symbolic.design_copy_gradient(agreement)
     ),
     ("P8", "monte_carlo_cosine_rise"): lambda mp, m: mp.setattr(m, "markov_tokens", _iid_markov_tokens),
+    # P11: a first-layer bias brings a second-order term that the closed form does not have
+    ("P11", "autodiff_orders"): "bias=1",
+    ("P11", "fast_path_orders"): lambda mp, m: mp.setattr(m, "uniform_score_factors", _row_weighted_score_factors(m)),
     # P10
     ("P10", "autodiff_first_order"): "mlp=6",
     ("P10", "finite_difference_first_order"): "mlp=6",
