@@ -581,6 +581,7 @@ def _print_table(report, timings) -> None:
         )
     for key in ("grad_rank", "positional_identity_cosine"):
         print(f"{'W ' + key:{width}}" + "".join(f"{_fmt(objectives[o]['parameter_space'][key]):>18}" for o in names))
+    _warn_saturated(report)
 
 
 def _fmt(value):
@@ -634,7 +635,6 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_default_matmul_precision", "highest")
     report, timings = run(args)
     _print_table(report, timings)
-    _warn_saturated(report)
     if args.json is not None:
         try:
             write_report(args.json, report, timings)
