@@ -9,7 +9,6 @@ detectability $B^*$ tends to a finite limit while reconstruction's signal is of 
 Three lines, each a route of its own (``measure`` lists them); the control adds a tanh MLP.
 """
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from blindspot import symbolic
-from blindspot.claim_support import F64, rounding, sample_batch
+from blindspot.claim_support import F64, circulant_profile, rounding, sample_batch
 from blindspot.config import ModelConfig
 from blindspot.data import lag_agreement
 from blindspot.detectability import estimate, moments
@@ -47,23 +46,6 @@ r"""Central-difference step $h = \epsilon^{1/3}$: truncation $O(h^2)$ and roundi
 def _config(settings: Settings) -> ModelConfig:
     r"""Content+position scores; ``qk_init="random"`` at unit scale gives the direction $\tilde S$."""
     return ModelConfig(n=settings.n, d=4, vocab=4, mlp=settings.mlp, qk_init="random", qk_init_scale=1.0)
-
-
-def circulant_profile(x) -> np.ndarray:
-    r"""Coordinates of matrices ``(b, n, n)`` on the zero-sum circulants: centred wrap-around lag sums $/\sqrt n$.
-
-    Notes
-    -----
-    $t_k = \sum_i X_{i, (i + k) \bmod n} / \sqrt n = \langle X, C_k \rangle$ for the orthonormal circulants
-    $C_k$; removing the mean over $k$ projects off $\mathbf 1 \mathbf 1^\top$, so $\lVert t - \bar t \rVert$
-    is the norm of X's projection on the zero-sum circulants. Plain numpy: the instrument every route
-    is read with.
-    """
-    x = np.asarray(x)
-    n = x.shape[-1]
-    lag = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
-    sums = np.stack([x[..., lag == k].sum(-1) for k in range(n)], axis=-1) / math.sqrt(n)
-    return sums - sums.mean(-1, keepdims=True)
 
 
 def uniform_u(params, config: ModelConfig, tokens, labels) -> np.ndarray:

@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot.claim_p10_random_init import circulant_profile
-from blindspot.claim_support import rounding, sample_batch
+from blindspot.claim_support import circulant_profile, rounding, sample_batch
 from blindspot.config import ModelConfig
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.fast_paths import dense_gradients, uniform_score_factors

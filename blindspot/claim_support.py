@@ -5,8 +5,11 @@ computation) or, for Monte Carlo estimates, from a normal bound with $Z = 4.9$ s
 false alarm about once in a million per entry).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from blindspot.config import ModelConfig
 from blindspot.data import markov_tokens, sample_masks
@@ -31,3 +34,20 @@ def sample_batch(config: ModelConfig, seed: int, batch: int, *, rho: float = 0.7
     labels = jax.random.randint(k[2], (batch,), 0, config.classes, jnp.int32)
     masks = sample_masks(k[3], batch, config.n, config.mask_rate)
     return params, tokens, labels, masks
+
+
+def circulant_profile(x) -> np.ndarray:
+    r"""Coordinates of matrices ``(b, n, n)`` on the zero-sum circulants: centred wrap-around lag sums $/\sqrt n$.
+
+    Notes
+    -----
+    $t_k = \sum_i X_{i, (i + k) \bmod n} / \sqrt n = \langle X, C_k \rangle$ for the orthonormal circulants
+    $C_k$; removing the mean over $k$ projects off $\mathbf 1 \mathbf 1^\top$, so $\lVert t - \bar t \rVert$
+    is the norm of X's projection on the zero-sum circulants. Plain numpy: the instrument every
+    route of P10 and P11 is read with.
+    """
+    x = np.asarray(x)
+    n = x.shape[-1]
+    lag = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
+    sums = np.stack([x[..., lag == k].sum(-1) for k in range(n)], axis=-1) / math.sqrt(n)
+    return sums - sums.mean(-1, keepdims=True)
