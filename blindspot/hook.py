@@ -13,9 +13,10 @@ coefficients and restricted Hessians along a direction of one head: here) needs 
 single-layer theory model is one instance (``hook_theory``), the reference Transformer another
 (``transformer``).
 
-Memory: per-sample work is streamed over the batch in chunks of ``chunk`` samples (``lax.map`` with
-``batch_size``, or a ``lax.scan`` over chunks accumulating a sum), so the model's intermediates exist
-for ``chunk`` samples at a time; ``score_gradients`` returns $b \cdot heads \cdot n^2$ numbers for one layer.
+Memory: per-sample work is streamed over the batch in chunks of ``chunk`` samples (``vmap`` within a
+chunk, ``lax.map`` or a ``lax.scan`` accumulating a sum across chunks), so the model's intermediates
+exist for ``chunk`` samples at a time; ``score_gradients`` returns $b \cdot heads \cdot n^2$ numbers for
+one layer.
 
 Under ``jit`` the parameters and the batch are arguments, never closed over (XLA would fold them into
 the program as constants); ``loss``, ``shapes``, layer, head and chunk are static. A model with
@@ -70,7 +71,7 @@ def check_model(loss, params, batch, shapes) -> np.dtype:
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"batch must be a pytree of arrays sharing one leading axis of size >= 1, got sizes {sizes}")
     for path, leaf in jax.tree_util.tree_leaves_with_path(batch):
-        if jnp.issubdtype(np.result_type(leaf), jnp.inexact):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             check_array("batch" + jax.tree_util.keystr(path), leaf)
     sample = jax.tree.map(lambda leaf: leaf[0], batch)
     try:
@@ -132,7 +133,26 @@ def _score_gradients(loss, shapes, layer, chunk, dtype, params, batch):
 
         return jax.grad(at)(zeros[layer])
 
-    return jax.lax.map(one, batch, batch_size=chunk)
+    blocks, _ = chunks(batch, chunk)
+    grads = jax.lax.map(jax.vmap(one), blocks)
+    return grads.reshape(-1, *grads.shape[2:])[: jax.tree.leaves(batch)[0].shape[0]]
+
+
+def chunks(batch, chunk: int):
+    """Split a batch into blocks of ``chunk`` samples, the last one filled up with copies of sample 0.
+
+    Returns the blocks (leading axes: blocks, chunk) and boolean weights (blocks, chunk), False on the
+    copies; one traced body serves every block (no separate remainder to compile).
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    count = -(-size // chunk)
+    extra = count * chunk - size
+
+    def split(x):
+        filled = jnp.concatenate([x, jnp.broadcast_to(x[:1], (extra, *x.shape[1:]))]) if extra else x
+        return filled.reshape(count, chunk, *x.shape[1:])
+
+    return jax.tree.map(split, batch), (jnp.arange(count * chunk) < size).reshape(count, chunk)
 
 
 def batch_mean(per_sample, batch, chunk: int):
@@ -140,22 +160,17 @@ def batch_mean(per_sample, batch, chunk: int):
 
     Memory: the values of one chunk at a time, never the b per-sample results.
     """
-    size = jax.tree.leaves(batch)[0].shape[0]
-    full, rest = divmod(size, chunk)
+    blocks, weights = chunks(batch, chunk)
+    one = jax.tree.map(lambda x: x[0, 0], blocks)
+    zero = jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(per_sample, one))
 
-    def chunk_sum(samples):
-        return jax.tree.map(lambda v: v.sum(axis=0), jax.vmap(per_sample)(samples))
+    def step(total, block):
+        samples, keep = block
+        values = jax.vmap(per_sample)(samples)
+        return jax.tree.map(lambda t, v: t + jnp.tensordot(keep.astype(v.dtype), v, axes=1), total, values), None
 
-    total = None
-    if full:
-        blocks = jax.tree.map(lambda x: x[: full * chunk].reshape(full, chunk, *x.shape[1:]), batch)
-        first = chunk_sum(jax.tree.map(lambda x: x[0], blocks))
-        rest_blocks = jax.tree.map(lambda x: x[1:], blocks)
-        total, _ = jax.lax.scan(lambda acc, xs: (jax.tree.map(jnp.add, acc, chunk_sum(xs)), None), first, rest_blocks)
-    if rest:
-        tail = chunk_sum(jax.tree.map(lambda x: x[full * chunk :], batch))
-        total = tail if total is None else jax.tree.map(jnp.add, total, tail)
-    return jax.tree.map(lambda v: v / size, total)
+    total, _ = jax.lax.scan(step, zero, (blocks, weights))
+    return jax.tree.map(lambda t: t / jax.tree.leaves(batch)[0].shape[0], total)
 
 
 def taylor_coefficients(

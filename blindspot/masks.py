@@ -29,14 +29,17 @@ Dense bases here hold $k n^2$ numbers (the circulant family $n^3$): moderate n o
 """
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from blindspot import directions
 from blindspot.checks import check_allocation, check_floating_dtype, check_int, check_shape, is_concrete
+from blindspot.tolerances import rank_tolerance
 
 
 class DenseFamily(NamedTuple):
@@ -80,24 +83,49 @@ def visible_dim(allowed) -> int:
 
 
 def project(x: Float[Array, "... n n"], allowed) -> Float[Array, "... n n"]:
-    r"""Orthogonal projection $\Pi_A X$ onto $V_A$: keep the allowed entries, remove their row mean."""
+    r"""Orthogonal projection $\Pi_A X$ onto $V_A$: keep the allowed entries, remove their row mean.
+
+    NumPy in, NumPy out (bases built on the host); JAX arrays go through a jitted kernel.
+    """
     allowed = check_allowed(allowed, np.shape(x)[-1])
-    keep = jnp.asarray(allowed, x.dtype)
+    if isinstance(x, np.ndarray):
+        return _project(np, x, allowed.astype(x.dtype))
+    return _project_jax(x, jnp.asarray(allowed, x.dtype))
+
+
+def _project(xp, x, keep):
     kept = x * keep
     return (kept - kept.sum(-1, keepdims=True) / keep.sum(-1, keepdims=True)) * keep
+
+
+_project_jax = jax.jit(partial(_project, jnp))
 
 
 def gauge_coordinates(x: Float[Array, "... n n"], allowed) -> Float[Array, "... n"]:
     r"""Coordinates $\langle X, e_i \mathbf 1_{A_i}^\top \rangle / \sqrt{|A_i|}$ in the masked gauge."""
     allowed = check_allowed(allowed, np.shape(x)[-1])
-    keep = jnp.asarray(allowed, x.dtype)
+    return _gauge_coordinates(x, jnp.asarray(allowed, jnp.result_type(x)))
+
+
+@jax.jit
+def _gauge_coordinates(x, keep):
     return (x * keep).sum(-1) / jnp.sqrt(keep.sum(-1))
 
 
 def masked_coordinates(x: Float[Array, "... n n"], allowed) -> Float[Array, "... m"]:
     r"""Coordinates $X_{ij}$, $j \notin A_i$ (row-major order): the masked entries."""
     allowed = check_allowed(allowed, np.shape(x)[-1])
-    return x[..., ~allowed]
+    return _entries(x, *(jnp.asarray(index) for index in np.nonzero(~allowed)))
+
+
+@jax.jit
+def _entries(x, rows, columns):
+    return x[..., rows, columns]
+
+
+@jax.jit
+def _inner(x, basis):
+    return jnp.einsum("...ij,kij->...k", x, basis)
 
 
 def _gauge_basis(allowed, dtype) -> Float[Array, "n n n"]:
@@ -113,15 +141,17 @@ def _masked_basis(allowed, dtype) -> Float[Array, "m n n"]:
 
 
 def _projected_basis(name: str, allowed, dtype) -> Float[Array, "k n n"]:
-    r"""Orthonormal basis of $\Pi_A F$; one direction keeps the orientation of $\Pi_A q$ (signed alignment)."""
-    whole = directions.family(name, allowed.shape[0], dtype=dtype, part="whole").basis()
-    projected = project(whole, allowed)
-    if not np.any(np.asarray(projected)):
-        return jnp.zeros((0, *allowed.shape), dtype)
-    basis = directions.orthonormalize(projected)
+    r"""Orthonormal basis of $\Pi_A F$ (SVD on the host, ``rank_tolerance``).
+
+    A single direction keeps the orientation of $\Pi_A q$ (its alignment is a signed cosine).
+    """
+    whole = np.asarray(directions.family(name, allowed.shape[0], dtype=dtype, part="whole").basis())
+    projected = project(whole, allowed).reshape(whole.shape[0], -1)
+    _, s, vt = np.linalg.svd(projected, full_matrices=False)
+    basis = vt[: int(np.sum(s > rank_tolerance(s[0], projected.shape, dtype)))]
     if basis.shape[0] == 1:
-        basis = basis * jnp.sign(jnp.sum(basis * projected))
-    return basis
+        basis = basis * np.sign(np.sum(basis * projected))
+    return jnp.asarray(basis.reshape(-1, *allowed.shape), dtype)
 
 
 def family(name: str, allowed, *, dtype=None) -> DenseFamily:
@@ -142,7 +172,7 @@ def family(name: str, allowed, *, dtype=None) -> DenseFamily:
         return DenseFamily(name, count, lambda x: masked_coordinates(x, allowed), lambda: _masked_basis(allowed, dtype))
     check_allocation("n (dense family basis under a mask)", (2 * n - 1, n, n), dtype)
     basis = _projected_basis(name, allowed, dtype)
-    return DenseFamily(name, basis.shape[0], lambda x: jnp.einsum("...ij,kij->...k", x, basis), lambda: basis)
+    return DenseFamily(name, basis.shape[0], lambda x: _inner(x, basis), lambda: basis)
 
 
 def names(allowed, *, bands: int = 2) -> tuple[str, ...]:

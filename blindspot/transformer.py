@@ -28,6 +28,7 @@ model's parameters; these functions are what a model-generic training loop would
 import functools
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -159,32 +160,52 @@ def init(key: jax.Array, config: TransformerConfig, dtype=None) -> TransformerPa
     check_key("key", key)
     _check_config(config)
     dtype = check_floating_dtype("dtype", dtype)
-    n, d, h, m = config.n, config.d, config.heads, config.mlp
-    check_allocation("config (vocab, n, d, mlp)", (max(config.vocab + 2, n, d, m), d), dtype)
-    keys = iter(jax.random.split(key, 4 + 6 * config.layers))
-
-    def normal(shape, var):
-        return math.sqrt(var) * jax.random.normal(next(keys), shape, dtype)
-
-    def norm():
-        return Norm(jnp.ones(d, dtype), jnp.zeros(d, dtype)) if config.layer_norm else None
-
-    def block():
-        attention = Attention(*(normal((h, d, d // h), 1.0 / d) for _ in range(3)), normal((h, d // h, d), 1.0 / d))
-        if not m:
-            return Block(norm(), attention, None, None)
-        mlp = FeedForward(normal((d, m), 1.0 / d), jnp.zeros(m, dtype), normal((m, d), 1.0 / m), jnp.zeros(d, dtype))
-        return Block(norm(), attention, norm(), mlp)
-
-    positional = normal((n, d), 1.0) if config.positions == "learned" else sinusoidal(n, d, dtype)
-    return TransformerParams(
-        token_embedding=normal((config.vocab + 2, d), 1.0),
-        positional=positional,
-        blocks=tuple(block() for _ in range(config.layers)),
-        final_norm=norm(),
-        classifier=Head(normal((d, config.classes), 1.0 / d), jnp.zeros(config.classes, dtype)),
-        reconstructor=Head(normal((d, config.vocab), 1.0 / d), jnp.zeros(config.vocab, dtype)),
+    check_allocation(
+        "config (vocab, n, d, mlp)", (max(config.vocab + 2, config.n, config.d, config.mlp), config.d), dtype
     )
+    return _init(key, config, np.dtype(dtype))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _init(key, config, dtype):
+    n, d, h, m, v, c = config.n, config.d, config.heads, config.mlp, config.vocab, config.classes
+    fan_in = {"embedding": 1.0, "query": d, "key": d, "value": d, "output": d, "w1": d, "w2": m, "head": d}
+    shapes = {"embedding": (v + 2, d), "query": (h, d, d // h), "key": (h, d, d // h), "value": (h, d, d // h)}
+    shapes |= {"output": (h, d // h, d), "w1": (d, m), "w2": (m, d), "head": (d, c + v)}
+    if config.positions == "learned":
+        fan_in["positional"], shapes["positional"] = 1.0, (n, d)
+    draws = _normal_draws(key, shapes, fan_in, config.layers, dtype)
+    zeros, ones = jnp.zeros(d, dtype), jnp.ones(d, dtype)
+    norm = Norm(ones, zeros) if config.layer_norm else None
+
+    def block(w):
+        attention = Attention(w["query"], w["key"], w["value"], w["output"])
+        if not m:
+            return Block(norm, attention, None, None)
+        return Block(norm, attention, norm, FeedForward(w["w1"], jnp.zeros(m, dtype), w["w2"], zeros))
+
+    head = draws[0]["head"]
+    return TransformerParams(
+        token_embedding=draws[0]["embedding"],
+        positional=draws[0]["positional"] if config.positions == "learned" else sinusoidal(n, d, dtype),
+        blocks=tuple(block(w) for w in draws[1:]),
+        final_norm=norm,
+        classifier=Head(head[:, :c], jnp.zeros(c, dtype)),
+        reconstructor=Head(head[:, c:], jnp.zeros(v, dtype)),
+    )
+
+
+def _normal_draws(key, shapes, fan_in, layers, dtype) -> list[dict]:
+    r"""One $N(0, 1)$ draw cut into the arrays of the model, each scaled by $1/\sqrt{\text{fan-in}}$.
+
+    Entry 0 holds the embedding, positions and heads; entries 1..L the weights of each block.
+    """
+    outer = ("embedding", "positional", "head")
+    names = [[k for k in shapes if k in outer]] + [[k for k in shapes if k not in outer]] * layers
+    sizes = [math.prod(shapes[k]) for group in names for k in group]
+    flat = jax.random.normal(key, (sum(sizes),), dtype)
+    pieces = iter(jnp.split(flat, np.cumsum(sizes)[:-1]))
+    return [{k: next(pieces).reshape(shapes[k]) / math.sqrt(max(fan_in[k], 1)) for k in group} for group in names]
 
 
 def _check_config(config) -> TransformerConfig:
@@ -271,8 +292,8 @@ def _check_inputs(params, config, objective, tokens, target) -> None:
         check_ids("labels", target, 0, config.classes - 1)
     else:
         check_shape("masks", target, (*lead, config.n))
-        if np.result_type(target) != np.bool_:
-            raise ValueError(f"masks must be a boolean array, got dtype {np.result_type(target)}")
+        if jnp.result_type(target) != np.bool_:
+            raise ValueError(f"masks must be a boolean array, got dtype {jnp.result_type(target)}")
     if is_concrete(tokens) and is_concrete(target):
         _check_values(config, objective, np.asarray(tokens), np.asarray(target))
 
@@ -337,27 +358,38 @@ def hooked_loss(config: TransformerConfig, objective: str):
     return loss
 
 
-def _batch_mean(params, config, objective, tokens, target):
+def _check_batch(params, config, objective, tokens, target) -> None:
     _check_inputs(params, config, objective, tokens, target)
     if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
         raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _batch_loss(params, config, objective, tokens, target):
     zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
     return jax.vmap(lambda x, t: _loss(params, config, objective, x, t, zeros))(tokens, target).mean()
 
 
 def classification_loss(params, config, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
     r"""Mean classification cross-entropy over a batch at $\Delta = 0$."""
-    return _batch_mean(params, config, "classification", tokens, labels)
+    _check_batch(params, config, "classification", tokens, labels)
+    return _batch_loss(params, config, "classification", tokens, labels)
 
 
 def reconstruction_loss(params, config, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]) -> Float[Array, ""]:
     r"""Mean masked-reconstruction cross-entropy over a batch at $\Delta = 0$."""
-    return _batch_mean(params, config, "reconstruction", tokens, masks)
+    _check_batch(params, config, "reconstruction", tokens, masks)
+    return _batch_loss(params, config, "reconstruction", tokens, masks)
 
 
 def accuracy(params, config, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
     """Fraction of sequences whose arg-max class equals the label."""
-    _check_inputs(params, config, "classification", tokens, labels)
+    _check_batch(params, config, "classification", tokens, labels)
+    return _accuracy(params, config, tokens, labels)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _accuracy(params, config, tokens, labels):
     zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
     predict = jax.vmap(lambda x: jnp.argmax(_class_logits(params, config, x, zeros)).astype(jnp.int32))
     return jnp.mean(predict(tokens) == jnp.asarray(labels).astype(jnp.int32))

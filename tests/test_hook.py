@@ -1,0 +1,114 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from blindspot import ModelConfig, hook, hook_analysis, hook_theory, init, jacobian, probe
+from blindspot.tolerances import close_tolerance
+
+N, BATCH = 6, 10
+TOL = close_tolerance(np.float64, N * N)
+
+
+def _theory(objective):
+    """Residual + tanh MLP at random W; data drawn in numpy (no compilation)."""
+    config = ModelConfig(n=N, d=8, vocab=4, mlp=5, residual=True, qk_init="random", qk_init_scale=1.0)
+    params = jax.jit(init, static_argnums=1)(jax.random.key(0), config)
+    rng = np.random.default_rng(0)
+    tokens = jnp.asarray(rng.integers(0, 4, (BATCH, N)))
+    if objective == "classification":
+        return config, params, tokens, jnp.asarray(rng.integers(0, 2, BATCH))
+    return config, params, tokens, jnp.asarray(rng.random((BATCH, N)).argsort(axis=1) < 2)  # two masked each
+
+
+def _close(got, want, scale, what):
+    if want is None or isinstance(want, int | str):
+        assert got == want, what
+    else:
+        assert abs(got - want) <= TOL * scale, (what, got, want)
+
+
+@pytest.mark.parametrize("objective", ["classification", "reconstruction"])
+def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(objective):
+    config, params, tokens, target = _theory(objective)
+    loss, shapes = hook_theory.hooked_loss(config, objective), hook_theory.perturbation_shapes(config)
+    grads = hook.score_gradients(loss, params, (tokens, target), shapes, layer=0, chunk=4)  # 4 does not divide 10
+    want = jacobian.score_gradients(params, config, objective, tokens, target)
+    scale = float(jnp.max(jnp.abs(want)))
+    np.testing.assert_allclose(grads[:, 0], want, rtol=0, atol=TOL * scale)
+
+    order = 2 if objective == "classification" else 0  # Taylor mode in one objective (a compilation each)
+    along = probe.taylor_directions(N, jnp.float64)
+    got = hook_analysis.analyse(
+        loss,
+        params,
+        (tokens, target),
+        shapes,
+        chunk=4,
+        curvature_at=(0, 0),
+        taylor_order=order,
+        taylor_directions=along,
+    )
+    ref = probe.analyse(
+        params, config, objective, tokens, target, route="dense", taylor_order=order, bands=2, hessian=False
+    )
+    (head,) = got["heads"]
+    for key in ("per_sample_rank_max", "span_rank", "blind_dim", "span_saturated"):
+        assert head[key] == ref[key], key
+    for key in ("rank_tolerance", "largest_singular_value"):
+        _close(head[key], ref[key], ref["largest_singular_value"], key)
+    for name, entry in ref["families"].items():
+        assert head["families"][name]["dim"] == entry["dim"], name
+        _close(head["families"][name]["visible_fraction"], entry["visible_fraction"], 1.0, name)
+        _close(head["expected_alignment"][name], ref["expected_alignment"][name], 1.0, name)
+        for key, value in ref["detectability"][name].items():
+            _close(head["detectability"][name][key], value, abs(value or 0.0) + scale**2, (name, key))
+    for name, coefficients in ref["taylor"].items():
+        np.testing.assert_allclose(got["curvature"]["taylor"][name], coefficients, rtol=TOL, atol=TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5, 7])
+def test_batch_mean_streams_chunks_and_a_remainder(chunk):
+    xs = jnp.arange(35.0).reshape(7, 5)
+    got = jax.jit(lambda x: hook.batch_mean(lambda row: {"a": row, "b": row.sum()}, x, chunk))(xs)
+    np.testing.assert_array_equal(got["a"], np.asarray(xs).mean(axis=0))
+    assert float(got["b"]) == np.asarray(xs).sum() / 7
+
+
+def _tiny():
+    def loss(params, sample, perturbations):
+        return jnp.sum(jax.nn.softmax(params["w"] * sample + perturbations[0][0]) ** 2)
+
+    return loss, {"w": jnp.ones(())}, jnp.ones((3, 4, 4)), ((1, 4, 4),)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(loss=3), "loss must be a callable"),
+        (dict(shapes=((1, 4),)), "shapes must be a non-empty tuple of (heads, n, n)"),
+        (dict(shapes=((1, 4, 5),)), "shapes must be a non-empty tuple of (heads, n, n)"),
+        (dict(shapes=((1, 5, 5),)), "loss(params, sample, perturbations of shapes ((1, 5, 5),)) must run"),
+        (dict(params={"w": jnp.asarray(np.nan)}), "params['w'] must be finite"),
+        (dict(params={"w": 1.0}), "params must be a pytree of arrays"),
+        (dict(batch=(jnp.ones((3, 4, 4)), jnp.ones(2))), "batch must be a pytree of arrays sharing one leading axis"),
+        (dict(layer=1), "layer must be an integer in [0, 0]"),
+        (dict(chunk=0), "chunk must be an integer >= 1"),
+    ],
+)
+def test_bad_inputs_are_refused_in_one_line(change, message):
+    loss, params, batch, shapes = _tiny()
+    args = dict(loss=loss, params=params, batch=batch, shapes=shapes, layer=0, chunk=2) | change
+    with pytest.raises(ValueError) as error:
+        hook.score_gradients(args.pop("loss"), args.pop("params"), args.pop("batch"), args.pop("shapes"), **args)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_loss_that_is_not_a_scalar_and_a_bad_head_are_refused():
+    loss, params, batch, shapes = _tiny()
+    with pytest.raises(ValueError, match="loss must return a real floating scalar"):
+        hook.score_gradients(lambda p, s, d: jnp.ones(2), params, batch, shapes, layer=0)
+    with pytest.raises(ValueError, match=r"head must be an integer in \[0, 0\]"):
+        hook.taylor_coefficients(loss, params, batch, shapes, jnp.ones((4, 4)), layer=0, head=1, order=2)
+    with pytest.raises(ValueError, match=r"direction must have shape \(4, 4\)"):
+        hook.taylor_coefficients(loss, params, batch, shapes, jnp.ones((3, 3)), layer=0, head=0, order=2)

@@ -1,0 +1,113 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from blindspot import directions, hook_analysis, jacobian, masks
+from blindspot.tolerances import close_tolerance
+
+N = 5
+TOL = close_tolerance(np.float64, N * N)
+PADDED = np.ones((N, N), bool) & (np.arange(N) < 3)[None, :]  # keys 3, 4 are padding
+PATTERNS = {"causal": masks.causal(N), "padded": PADDED, "causal_padded": masks.causal(N) & PADDED}
+
+
+def _projector(allowed):
+    """Dense n^2 x n^2 matrix of Pi_A, written entry by entry from its definition (loops, no vectorisation)."""
+    n = allowed.shape[0]
+    p = np.zeros((n * n, n * n))
+    for i in range(n):
+        keys = [j for j in range(n) if allowed[i, j]]
+        for j in keys:
+            for k in keys:
+                p[i * n + j, i * n + k] = (j == k) - 1.0 / len(keys)
+    return p
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+def test_project_is_the_orthogonal_projector_onto_the_visible_space(name):
+    allowed = PATTERNS[name]
+    eye = np.eye(N * N).reshape(N * N, N, N)
+    dense = masks.project(eye, allowed).reshape(N * N, N * N).T
+    np.testing.assert_allclose(dense, _projector(allowed), rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        np.asarray(masks.project(jnp.asarray(eye), allowed)), masks.project(eye, allowed), atol=TOL
+    )
+    expected_dim = sum(int(allowed[i].sum()) - 1 for i in range(N))
+    assert masks.visible_dim(allowed) == expected_dim == round(np.trace(dense))
+    if name == "causal":
+        assert expected_dim == N * (N - 1) // 2
+    for blind in ("gauge", "masked"):
+        basis = np.asarray(masks.family(blind, allowed).basis()).reshape(-1, N * N)
+        np.testing.assert_allclose(basis @ basis.T, np.eye(basis.shape[0]), atol=TOL)  # orthonormal
+        np.testing.assert_allclose(basis @ dense, 0.0, atol=TOL, err_msg=blind)  # invisible: Pi_A kills it
+    assert masks.family("gauge", allowed).dim + masks.family("masked", allowed).dim + expected_dim == N * N
+
+
+def test_masked_fractions_against_dense_principal_angles():
+    allowed = PATTERNS["causal_padded"]
+    rng = np.random.default_rng(0)
+    grads = masks.project(rng.normal(size=(4, N, N)), allowed)  # four gradients in V_A
+    span = jacobian.span(jnp.asarray(grads.reshape(4, -1)))
+    q_g = scipy.linalg.orth(grads.reshape(4, -1).T).T
+    projector = _projector(allowed)
+    for name in masks.names(allowed):
+        family = masks.family(name, allowed)
+        if name in ("gauge", "masked"):
+            want = 0.0
+        else:
+            whole = np.asarray(directions.family(name, N, part="whole").basis()).reshape(-1, N * N)
+            q_f = scipy.linalg.orth(projector @ whole.T).T
+            assert family.dim == q_f.shape[0], name
+            want = float(np.sum((q_g @ q_f.T) ** 2)) / q_f.shape[0]
+        coordinates = family.coordinates(jnp.asarray(grads))
+        got = jacobian.visible_fraction(span, coordinates).fraction
+        assert abs(got - want) <= TOL, (name, got, want)
+
+
+def test_without_masked_entries_the_masked_route_is_the_non_gauge_route():
+    rng = np.random.default_rng(1)
+    grads = jnp.asarray(rng.normal(size=(6, N, N)))
+    span = jacobian.span(grads.reshape(6, -1), keep_basis=False)
+    plain = hook_analysis.family_entries(grads, span, hook_analysis.registry(N))
+    full = hook_analysis.family_entries(grads, span, hook_analysis.registry(N, allowed=np.ones((N, N), bool)))
+    for part_plain, part_full in zip(plain, full):
+        for name in part_plain:
+            a, b = part_plain[name], part_full[name]
+            pairs = a.items() if isinstance(a, dict) else [("value", a)]
+            for key, value in pairs:
+                other = b[key] if isinstance(b, dict) else b
+                if value is None or isinstance(value, int):
+                    assert other == value, (name, key)
+                else:
+                    assert abs(other - value) <= TOL * (1 + abs(value)), (name, key, other, value)
+
+
+def test_padded_samples_span_exactly_the_union_visible_space():
+    lengths = [2, 3, 5]  # trailing padding, nested allowed sets
+    patterns = [masks.causal(N) & (np.arange(N) < length)[None, :] for length in lengths]
+    union = np.any(patterns, axis=0)
+    eye = np.eye(N * N).reshape(N * N, N, N)
+    stacked = np.concatenate([masks.project(eye, a).reshape(N * N, -1) for a in patterns])
+    np.testing.assert_allclose(masks.project(stacked.reshape(-1, N, N), union).reshape(-1, N * N), stacked, atol=TOL)
+    assert np.linalg.matrix_rank(stacked) == masks.visible_dim(union)
+
+
+@pytest.mark.parametrize(
+    "allowed, message",
+    [
+        (np.ones((N, N), int), "allowed must be a boolean array"),
+        (np.ones((N, N - 1), bool), f"allowed must have shape ({N}, {N})"),
+        (np.tril(np.ones((N, N), bool), -1), "allowed must allow at least one key in every row"),
+    ],
+)
+def test_bad_patterns_are_refused(allowed, message):
+    with pytest.raises(ValueError) as error:
+        masks.project(np.zeros((N, N)), allowed)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_traced_pattern_is_refused():
+    with pytest.raises(ValueError, match="allowed must be a concrete boolean array"):
+        jax.jit(lambda a: masks.project(jnp.zeros((N, N)), a))(jnp.ones((N, N), bool))
