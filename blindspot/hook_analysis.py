@@ -110,16 +110,16 @@ def curvature_report(
         )
         report["taylor"][name] = [float(c) for c in coefficients]
     if hessian:
-        blocks = {name: fam.basis() for name, fam in families.items() if fam.dim > 0}
-        stacked = jnp.concatenate(list(blocks.values()))
+        blocks = {name: np.asarray(fam.basis()) for name, fam in families.items() if fam.dim > 0}
+        stacked = jnp.asarray(np.concatenate(list(blocks.values())))
         full = hook.restricted_hessian(loss, params, batch, shapes, stacked, layer=layer, head=head, chunk=chunk)
+        full = np.asarray(full)
         ends = np.cumsum([0, *(q.shape[0] for q in blocks.values())])
         report["restricted_hessian"] = {}
         for name, start, end in zip(blocks, ends[:-1], ends[1:]):
             block = full[start:end, start:end]
-            report["restricted_hessian"][name] = {
-                "eigenvalues": [float(e) for e in jnp.linalg.eigvalsh(0.5 * (block + block.T))]
-            }
+            eigenvalues = np.linalg.eigvalsh(0.5 * (block + block.T))  # on the host: k x k
+            report["restricted_hessian"][name] = {"eigenvalues": [float(e) for e in eigenvalues]}
     return report
 
 

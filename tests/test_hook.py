@@ -7,14 +7,17 @@ from blindspot import ModelConfig, hook, hook_analysis, hook_theory, init, jacob
 from blindspot.tolerances import close_tolerance
 
 N, BATCH = 6, 10
+KEY = jax.random.key(0)
 TOL = close_tolerance(np.float64, N * N)
 
 
 def _theory(objective):
-    """Residual + tanh MLP at random W; data drawn in numpy (no compilation)."""
+    """Residual + tanh MLP, every parameter N(0, 1/4) (a generic state); drawn in numpy, so nothing compiles."""
     config = ModelConfig(n=N, d=8, vocab=4, mlp=5, residual=True, qk_init="random", qk_init_scale=1.0)
-    params = jax.jit(init, static_argnums=1)(jax.random.key(0), config)
     rng = np.random.default_rng(0)
+    params = jax.tree.map(
+        lambda leaf: jnp.asarray(0.5 * rng.normal(size=leaf.shape)), jax.eval_shape(lambda: init(KEY, config))
+    )
     tokens = jnp.asarray(rng.integers(0, 4, (BATCH, N)))
     if objective == "classification":
         return config, params, tokens, jnp.asarray(rng.integers(0, 2, BATCH))
@@ -67,7 +70,39 @@ def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(object
         np.testing.assert_allclose(got["curvature"]["taylor"][name], coefficients, rtol=TOL, atol=TOL, err_msg=name)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 5, 7])
+def _two_layers(params, sample, perturbations):
+    """A small two-layer attention loss: layer 0 has two heads, layer 1 one, scores built from the sample."""
+    first = jax.nn.softmax(params["w"] * sample + perturbations[0], axis=-1)  # (2, n, n)
+    scores = jnp.einsum("hij,jk->ik", first, sample)[None] * params["v"] + perturbations[1]
+    return jnp.sum(jnp.tanh(jax.nn.softmax(scores, axis=-1)[0] @ params["u"]) ** 2)
+
+
+def test_restricted_hessians_of_the_second_head_against_the_dense_hessian():
+    rng = np.random.default_rng(2)
+    params = {"w": jnp.asarray([1.5, -0.7])[:, None, None], "v": jnp.asarray(0.8), "u": jnp.asarray(rng.normal(size=N))}
+    batch, shapes = jnp.asarray(rng.normal(size=(BATCH, N, N))), ((2, N, N), (1, N, N))
+    report = hook_analysis.analyse(
+        _two_layers, params, batch, shapes, layers=[0], heads=[1], chunk=4, curvature_at=(0, 1), hessian=True,
+        taylor_order=0,
+    )  # fmt: skip
+    assert [(e["layer"], e["head"]) for e in report["heads"]] == [(0, 1)] and report["curvature"]["taylor"] == {}
+
+    def mean_loss(d, p, xs):  # the batch-mean loss with d on layer 0, head 1
+        moved = (jnp.zeros((2, N, N)).at[1].set(d), jnp.zeros((1, N, N)))
+        return jnp.mean(jax.vmap(lambda x: _two_layers(p, x, moved))(xs))
+
+    dense = jax.jit(jax.hessian(mean_loss))(jnp.zeros((N, N)), params, batch).reshape(N * N, N * N)
+    largest = float(jnp.max(jnp.abs(dense)))
+    for name, family in hook_analysis.registry(N).items():
+        q = family.basis().reshape(family.dim, -1)
+        want = np.linalg.eigvalsh(np.asarray(q @ dense @ q.T))
+        got = report["curvature"]["restricted_hessian"][name]["eigenvalues"]
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOL * largest, err_msg=name)
+    gauge = report["curvature"]["restricted_hessian"]["gauge"]["eigenvalues"]
+    assert max(map(abs, gauge)) <= TOL * largest  # P1: the gauge is flat to every order
+
+
+@pytest.mark.parametrize("chunk", [3, 10])
 def test_batch_mean_streams_chunks_and_a_remainder(chunk):
     xs = jnp.arange(35.0).reshape(7, 5)
     got = jax.jit(lambda x: hook.batch_mean(lambda row: {"a": row, "b": row.sum()}, x, chunk))(xs)

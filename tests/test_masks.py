@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from blindspot import directions, hook_analysis, jacobian, masks
+from blindspot import directions, hook, hook_analysis, jacobian, masks, transformer
 from blindspot.tolerances import close_tolerance
 
 N = 5
 TOL = close_tolerance(np.float64, N * N)
+CAUSAL = transformer.TransformerConfig(n=N, d=4, vocab=3, layers=2, heads=2, mlp=6, positions="learned", causal=True)
+PAD = CAUSAL.pad_id
+TOKENS = jnp.array([[0, 1, 2, 1, PAD], [2, 2, 0, PAD, PAD], [1, 0, 1, 2, 0], [2, 1, 1, 0, 1]])
+LABELS = jnp.array([0, 1, 1, 0])
 PADDED = np.ones((N, N), bool) & (np.arange(N) < 3)[None, :]  # keys 3, 4 are padding
 PATTERNS = {"causal": masks.causal(N), "padded": PADDED, "causal_padded": masks.causal(N) & PADDED}
 
@@ -46,7 +50,7 @@ def test_project_is_the_orthogonal_projector_onto_the_visible_space(name):
 
 
 def test_masked_fractions_against_dense_principal_angles():
-    allowed = PATTERNS["causal_padded"]
+    allowed = PATTERNS["causal"]  # the causal model's pattern below: shared compilations
     rng = np.random.default_rng(0)
     grads = masks.project(rng.normal(size=(4, N, N)), allowed)  # four gradients in V_A
     span = jacobian.span(jnp.asarray(grads.reshape(4, -1)))
@@ -68,8 +72,8 @@ def test_masked_fractions_against_dense_principal_angles():
 
 def test_without_masked_entries_the_masked_route_is_the_non_gauge_route():
     rng = np.random.default_rng(1)
-    grads = jnp.asarray(rng.normal(size=(6, N, N)))
-    span = jacobian.span(grads.reshape(6, -1), keep_basis=False)
+    grads = jnp.asarray(rng.normal(size=(4, N, N)))
+    span = jacobian.span(grads.reshape(4, -1), keep_basis=False)
     plain = hook_analysis.family_entries(grads, span, hook_analysis.registry(N))
     full = hook_analysis.family_entries(grads, span, hook_analysis.registry(N, allowed=np.ones((N, N), bool)))
     for part_plain, part_full in zip(plain, full):
@@ -111,3 +115,62 @@ def test_bad_patterns_are_refused(allowed, message):
 def test_a_traced_pattern_is_refused():
     with pytest.raises(ValueError, match="allowed must be a concrete boolean array"):
         jax.jit(lambda a: masks.project(jnp.zeros((N, N)), a))(jnp.ones((N, N), bool))
+
+
+@pytest.fixture(scope="module")
+def causal():
+    """Two layers of two heads, causal, with trailing padding in two of the four sequences."""
+    params = transformer.init(jax.random.key(5), CAUSAL)
+    loss, shapes = transformer.hooked_loss(CAUSAL, "classification"), transformer.perturbation_shapes(CAUSAL)
+    grads = [hook.score_gradients(loss, params, (TOKENS, LABELS), shapes, layer=layer, chunk=3) for layer in (0, 1)]
+    allowed = np.tril(np.ones((N, N), bool))[None] & (np.asarray(TOKENS) != PAD)[:, None, :]  # causal, PAD keys out
+    assert np.array_equal(allowed[0], np.asarray(transformer.allowed(CAUSAL, TOKENS[0])))
+    return params, loss, shapes, grads, allowed
+
+
+def test_causal_score_gradients_equal_dense_jacfwd_and_vanish_on_masked_entries(causal):
+    params, loss, shapes, grads, allowed = causal
+
+    def dense(sample, p, zeros):
+        return jax.jacfwd(lambda delta: loss(p, sample, delta))(zeros)
+
+    reference = jax.jit(jax.vmap(dense, in_axes=(0, None, None)))(
+        (TOKENS, LABELS), params, hook.zero_perturbations(shapes)
+    )
+    for layer in (0, 1):
+        scale = float(jnp.max(jnp.abs(reference[layer])))
+        assert scale > 0
+        np.testing.assert_allclose(grads[layer], reference[layer], rtol=0, atol=TOL * scale, err_msg=f"layer {layer}")
+        got = np.asarray(grads[layer])
+        assert not np.any(np.where(allowed[:, None], 0.0, got)), "masked entries must get exactly 0"
+        row_sums = np.sum(np.where(allowed[:, None], got, 0.0), axis=-1)  # along the masked gauge
+        assert np.max(np.abs(row_sums)) <= TOL * scale
+
+
+def test_the_masked_gauge_and_the_masked_entries_change_no_loss(causal):
+    params, hooked, shapes, _, allowed = causal
+    loss = jax.jit(hooked)
+    rng = np.random.default_rng(7)
+    base = tuple(jnp.asarray(rng.normal(size=s)) for s in shapes)  # any point, not only 0
+    rows = rng.normal(size=(len(TOKENS), CAUSAL.heads, N, 1))
+    junk = 100.0 * rng.normal(size=(len(TOKENS), CAUSAL.heads, N, N))
+    shift = jnp.asarray(np.where(allowed[:, None], rows, junk))  # r_i on the allowed keys of row i, anything elsewhere
+    for s, sample in enumerate(zip(TOKENS, LABELS)):
+        for layer in (0, 1):
+            moved = tuple(d + shift[s] if i == layer else d for i, d in enumerate(base))
+            before, after = float(loss(params, sample, base)), float(loss(params, sample, moved))
+            assert abs(after - before) <= TOL * abs(before), (s, layer)
+
+
+def test_the_analysis_of_a_causal_model_reads_the_masked_gauge_as_invisible(causal):
+    params, loss, shapes, _, allowed = causal
+    union = allowed.any(axis=0)
+    assert np.array_equal(union, masks.causal(N))
+    report = hook_analysis.analyse(loss, params, (TOKENS, LABELS), shapes, allowed=union, chunk=3)
+    assert [(e["layer"], e["head"]) for e in report["heads"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for entry in report["heads"]:
+        assert entry["visible_dim"] == N * (N - 1) // 2 and entry["span_rank"] <= entry["visible_dim"]
+        assert entry["families"]["masked"]["dim"] == N * (N - 1) // 2
+        for name in ("gauge", "masked"):
+            assert entry["families"][name]["visible_fraction"] <= TOL, (entry["layer"], entry["head"], name)
+        assert entry["families"]["proximity"]["visible_fraction"] > 10 * TOL
