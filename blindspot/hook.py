@@ -133,12 +133,12 @@ def _score_gradients(loss, shapes, layer, chunk, dtype, params, batch):
 
         return jax.grad(at)(zeros[layer])
 
-    blocks, _ = chunks(batch, chunk)
+    blocks, _ = _chunks(batch, chunk)
     grads = jax.lax.map(jax.vmap(one), blocks)
     return grads.reshape(-1, *grads.shape[2:])[: jax.tree.leaves(batch)[0].shape[0]]
 
 
-def chunks(batch, chunk: int):
+def _chunks(batch, chunk: int):
     """Split a batch into blocks of ``chunk`` samples, the last one filled up with copies of sample 0.
 
     Returns the blocks (leading axes: blocks, chunk) and boolean weights (blocks, chunk), False on the
@@ -160,7 +160,7 @@ def batch_mean(per_sample, batch, chunk: int):
 
     Memory: the values of one chunk at a time, never the b per-sample results.
     """
-    blocks, weights = chunks(batch, chunk)
+    blocks, weights = _chunks(batch, chunk)
     one = jax.tree.map(lambda x: x[0, 0], blocks)
     zero = jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(per_sample, one))
 

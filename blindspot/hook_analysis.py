@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from blindspot import detectability, directions, hook, jacobian, masks
-from blindspot.checks import check_int
+from blindspot.checks import check_bool, check_int
 from blindspot.masks import DenseFamily
 from blindspot.tolerances import close_tolerance
 
@@ -125,6 +125,9 @@ def curvature_report(
 
 def _sites(shapes, layers, heads) -> list[tuple[int, int]]:
     """Return the (layer, head) pairs to analyse; ``None`` selects every layer or every head."""
+    for name, chosen in (("layers", layers), ("heads", heads)):
+        if chosen is not None and (not isinstance(chosen, tuple | list | range) or len(chosen) == 0):
+            raise ValueError(f"{name} must be None or a non-empty list of indices, got {chosen!r}")
     layers = range(len(shapes)) if layers is None else layers
     sites = []
     for layer in layers:
@@ -168,13 +171,11 @@ def analyse(
     shapes = hook.check_shapes(shapes)
     check_int("chunk", chunk, 1)
     check_int("taylor_order", taylor_order, 0)
+    check_bool("hessian", hessian)
     sites = _sites(shapes, layers, heads)
-    if curvature_at is not None:
-        hook.check_site(shapes, *curvature_at)
-    if allowed is not None:
-        for layer, _ in sites:
-            masks.check_allowed(allowed, shapes[layer][1])
-    families = {n: registry(n, allowed=allowed, bands=bands, dtype=dtype) for n in {s[1] for s in shapes}}
+    _check_curvature_at(shapes, curvature_at, taylor_directions)
+    lengths = {shapes[layer][1] for layer, _ in [*sites, *([curvature_at] if curvature_at else [])]}
+    families = {n: registry(n, allowed=allowed, bands=bands, dtype=dtype) for n in sorted(lengths)}
     report = {"dtype": str(np.dtype(dtype)), "masked": allowed is not None, "heads": [], "curvature": None}
     for layer in dict.fromkeys(layer for layer, _ in sites):
         grads = hook.score_gradients(loss, params, batch, shapes, layer=layer, chunk=chunk)
@@ -182,19 +183,21 @@ def analyse(
             entry = head_report(grads[:, head], families[shapes[layer][1]], allowed=allowed)
             report["heads"].append({"layer": layer, "head": head, **entry})
     if curvature_at is not None:
-        fams = families[shapes[curvature_at[0]][1]]
+        layer, head = curvature_at
+        fams = families[shapes[layer][1]]
         along = one_dimensional_directions(fams) if taylor_directions is None else taylor_directions
         report["curvature"] = curvature_report(
-            loss,
-            params,
-            batch,
-            shapes,
-            fams,
-            layer=curvature_at[0],
-            head=curvature_at[1],
-            order=taylor_order,
-            along=along,
-            hessian=hessian,
-            chunk=chunk,
-        )
+            loss, params, batch, shapes, fams, layer=layer, head=head, order=taylor_order, along=along,
+            hessian=hessian, chunk=chunk,
+        )  # fmt: skip
     return report
+
+
+def _check_curvature_at(shapes, curvature_at, taylor_directions) -> None:
+    """Refuse a curvature site that is not a (layer, head) pair of the model, or directions that are not a dict."""
+    if curvature_at is not None:
+        if not isinstance(curvature_at, tuple | list) or len(curvature_at) != 2:
+            raise ValueError(f"curvature_at must be a (layer, head) pair or None, got {curvature_at!r}")
+        hook.check_site(shapes, *curvature_at)
+    if taylor_directions is not None and not isinstance(taylor_directions, dict):
+        raise ValueError(f"taylor_directions must be a dict of name -> (n, n) direction, got {type(taylor_directions)}")

@@ -147,3 +147,22 @@ def test_a_loss_that_is_not_a_scalar_and_a_bad_head_are_refused():
         hook.taylor_coefficients(loss, params, batch, shapes, jnp.ones((4, 4)), layer=0, head=1, order=2)
     with pytest.raises(ValueError, match=r"direction must have shape \(4, 4\)"):
         hook.taylor_coefficients(loss, params, batch, shapes, jnp.ones((3, 3)), layer=0, head=0, order=2)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(layers=0), "layers must be None or a non-empty list of indices"),
+        (dict(heads=[1]), "head must be an integer in [0, 0]"),
+        (dict(curvature_at=(0,)), "curvature_at must be a (layer, head) pair or None"),
+        (dict(curvature_at=(0, 0), taylor_directions=[jnp.ones((4, 4))]), "taylor_directions must be a dict"),
+        (dict(allowed=np.ones((3, 3), bool)), "allowed must have shape (4, 4)"),
+        (dict(hessian=1), "hessian must be True or False"),
+        (dict(bands=-1), "bands must be an integer >= 0"),
+    ],
+)
+def test_bad_analysis_options_are_refused_in_one_line(options, message):
+    loss, params, batch, shapes = _tiny()
+    with pytest.raises(ValueError) as error:
+        hook_analysis.analyse(loss, params, batch, shapes, **options)
+    assert message in str(error.value) and "\n" not in str(error.value)

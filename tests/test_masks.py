@@ -49,6 +49,15 @@ def test_project_is_the_orthogonal_projector_onto_the_visible_space(name):
     assert masks.family("gauge", allowed).dim + masks.family("masked", allowed).dim + expected_dim == N * N
 
 
+def test_under_the_causal_mask_circulants_and_toeplitz_project_onto_one_space():
+    circulant, toeplitz = (
+        np.asarray(masks.family(name, masks.causal(N)).basis()) for name in ("circulant", "toeplitz")
+    )
+    assert circulant.shape[0] == toeplitz.shape[0] == N - 1
+    overlap = circulant.reshape(N - 1, -1) @ toeplitz.reshape(N - 1, -1).T
+    np.testing.assert_allclose(overlap @ overlap.T, np.eye(N - 1), atol=TOL)
+
+
 def test_masked_fractions_against_dense_principal_angles():
     allowed = PATTERNS["causal"]  # the causal model's pattern below: shared compilations
     rng = np.random.default_rng(0)
