@@ -111,16 +111,20 @@ def _with(perturbations, layer, head, direction):
     return (*perturbations[:layer], changed, *perturbations[layer + 1 :])
 
 
-def score_gradients(loss, params, batch, shapes: Shapes, *, layer: int, chunk: int = 64) -> Float[Array, "b h n n"]:
-    r"""Per-sample score gradients $\partial L_s / \partial S_l^h$ of every head h of one layer l.
+def score_gradients(
+    loss, params, batch, shapes: Shapes, *, layer: int, head: int | None = None, chunk: int = 64
+) -> Float[Array, "b h n n"] | Float[Array, "b n n"]:
+    r"""Per-sample score gradients $\partial L_s / \partial S_l^h$ of one layer l: every head, or ``head``.
 
     Reverse mode with respect to $\Delta_l$ at $\Delta = 0$, one sample at a time (``vmap`` within a
-    chunk of ``chunk`` samples, ``lax.map`` across chunks). Returns shape (b, heads, n, n).
+    chunk of ``chunk`` samples, ``lax.map`` across chunks). Returns shape (b, heads, n, n), or (b, n, n)
+    for one ``head`` (the backward pass gives every head of the layer at once).
     """
     dtype = check_model(loss, params, batch, shapes)
-    check_site(shapes, layer)
+    check_site(shapes, layer, head)
     check_int("chunk", chunk, 1)
-    return _score_gradients(loss, check_shapes(shapes), layer, chunk, np.dtype(dtype), params, batch)
+    grads = _score_gradients(loss, check_shapes(shapes), layer, chunk, np.dtype(dtype), params, batch)
+    return grads if head is None else grads[:, head]
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))

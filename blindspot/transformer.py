@@ -20,9 +20,12 @@ MLP is then the theory model with a residual, $W = W_Q$ (``blindspot.model``).
 
 The hook: ``perturbations[l]`` of shape (H, n, n) is $\Delta_l$; ``hooked_loss(config, objective)``
 is the model in the hook's form with a sample ``(tokens, target)`` (a label, or a boolean mask for
-reconstruction). ``classification_loss``, ``reconstruction_loss`` and ``accuracy`` take the batch
-signatures of ``blindspot.objectives`` at $\Delta = 0$. ``training.train`` is written for the theory
-model's parameters; these functions are what a model-generic training loop would call.
+reconstruction). ``init``, ``classification_loss``, ``reconstruction_loss`` and ``accuracy`` have the
+signatures of ``blindspot.model.init`` and ``blindspot.objectives`` (batch means at $\Delta = 0$), and
+``jax.grad`` of them reaches every parameter. ``training.train`` does not take this model yet: it calls the
+theory model's functions by name, masks weight decay with the theory ``Params.positional`` field and
+evaluates the proximity index of one attention map (``training.attention_maps``), which a multi-layer,
+multi-head model would have to choose (a layer and a head, or their mean).
 """
 
 import functools
