@@ -21,8 +21,8 @@ MLP is then the theory model with a residual, $W = W_Q$ (``blindspot.model``).
 The hook: ``perturbations[l]`` of shape (H, n, n) is $\Delta_l$; ``hooked_loss(config, objective)``
 is the model in the hook's form with a sample ``(tokens, target)`` (a label, or a boolean mask for
 reconstruction). ``init``, ``classification_loss``, ``reconstruction_loss`` and ``accuracy`` have the
-signatures of ``blindspot.model.init`` and ``blindspot.objectives`` (batch means at $\Delta = 0$), and
-``jax.grad`` of them reaches every parameter. ``training.train`` does not take this model yet: it calls the
+signatures of ``blindspot.model.init`` and ``blindspot.objectives`` (batch means at $\Delta = 0$), for a
+training loop. ``training.train`` does not take this model yet: it calls the
 theory model's functions by name, masks weight decay with the theory ``Params.positional`` field and
 evaluates the proximity index of one attention map (``training.attention_maps``), which a multi-layer,
 multi-head model would have to choose (a layer and a head, or their mean).
@@ -31,7 +31,6 @@ multi-head model would have to choose (a layer and a head, or their mean).
 import functools
 import math
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -169,7 +168,7 @@ def init(key: jax.Array, config: TransformerConfig, dtype=None) -> TransformerPa
     return _init(key, config, np.dtype(dtype))
 
 
-@partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _init(key, config, dtype):
     n, d, h, m, v, c = config.n, config.d, config.heads, config.mlp, config.vocab, config.classes
     fan_in = {"embedding": 1.0, "query": d, "key": d, "value": d, "output": d, "w1": d, "w2": m, "head": d}
@@ -367,7 +366,7 @@ def _check_batch(params, config, objective, tokens, target) -> None:
         raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
 
 
-@partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _batch_loss(params, config, objective, tokens, target):
     zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
     return jax.vmap(lambda x, t: _loss(params, config, objective, x, t, zeros))(tokens, target).mean()
@@ -391,7 +390,7 @@ def accuracy(params, config, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
     return _accuracy(params, config, tokens, labels)
 
 
-@partial(jax.jit, static_argnums=(1,))
+@functools.partial(jax.jit, static_argnums=(1,))
 def _accuracy(params, config, tokens, labels):
     zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
     predict = jax.vmap(lambda x: jnp.argmax(_class_logits(params, config, x, zeros)).astype(jnp.int32))

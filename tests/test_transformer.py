@@ -52,6 +52,7 @@ def test_one_layer_one_head_equals_the_theory_model(pooling, objective):
     if objective == "classification":
         target = jnp.asarray(rng.integers(0, 2, B))
         pairs = [(transformer.classification_loss, objectives.classification_loss)]
+        pairs += [(transformer.accuracy, objectives.accuracy)] if pooling == "mean" else []
     else:
         target = jnp.asarray(rng.random((B, N)).argsort(axis=1) < 2)  # two masked positions each
         pairs = [(transformer.reconstruction_loss, objectives.reconstruction_loss)]
