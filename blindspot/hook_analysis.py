@@ -54,12 +54,12 @@ def family_entries(grads, span: jacobian.Span, families: dict[str, DenseFamily])
     times the largest gradient norm.
     """
     b, n = grads.shape[0], grads.shape[-1]
-    norms = jnp.linalg.norm(grads.reshape(b, -1), axis=1)
-    mean_norm = float(jnp.linalg.norm(grads.mean(axis=0)))
+    flat = np.asarray(grads).reshape(b, -1)  # norms on the host: b numbers
+    norms, mean_norm = np.linalg.norm(flat, axis=1), float(np.linalg.norm(flat.mean(axis=0)))
     whole = None
     if b >= 2:
-        whole = detectability.estimate(detectability.norm_moments(b, mean_norm, float(jnp.sum(norms**2))))
-        resolution = close_tolerance(grads.dtype, n * n) * float(jnp.max(norms))
+        whole = detectability.estimate(detectability.norm_moments(b, mean_norm, float(np.sum(norms**2))))
+        resolution = close_tolerance(grads.dtype, n * n) * float(np.max(norms))
     visible, alignment, detect = {}, {}, {}
     for name, fam in families.items():
         if fam.dim == 0:

@@ -140,12 +140,26 @@ def _masked_basis(allowed, dtype) -> Float[Array, "m n n"]:
     return jnp.asarray(basis, dtype)
 
 
+def _whole_basis(name: str, n: int, dtype) -> np.ndarray:
+    r"""Dense basis of the whole family: its coordinate map evaluated on the unit matrices $E_{ij}$.
+
+    ``Family.coordinates`` gives $\langle X, Q_l \rangle$, which is $(Q_l)_{ij}$ at $X = E_{ij}$; the statistics
+    of $E_{ij}$ are unit vectors (row i, column j, diagonal j - i): $O(n^3)$ numbers and a few compiled maps,
+    where ``Family.basis`` compiles one small program per diagonal.
+    """
+    i, j = np.divmod(np.arange(n * n), n)
+    units = (np.eye(n)[i], np.eye(n)[j], np.eye(2 * n - 1)[j - i + n - 1])
+    statistics = directions.Statistics(*(jnp.asarray(u, dtype) for u in units))
+    coordinates = directions.family(name, n, dtype=dtype, part="whole").coordinates(statistics)
+    return np.asarray(coordinates).T.reshape(-1, n, n)
+
+
 def _projected_basis(name: str, allowed, dtype) -> Float[Array, "k n n"]:
     r"""Orthonormal basis of $\Pi_A F$ (SVD on the host, ``rank_tolerance``).
 
     A single direction keeps the orientation of $\Pi_A q$ (its alignment is a signed cosine).
     """
-    whole = np.asarray(directions.family(name, allowed.shape[0], dtype=dtype, part="whole").basis())
+    whole = _whole_basis(name, allowed.shape[0], dtype)
     projected = project(whole, allowed).reshape(whole.shape[0], -1)
     _, s, vt = np.linalg.svd(projected, full_matrices=False)
     basis = vt[: int(np.sum(s > rank_tolerance(s[0], projected.shape, dtype)))]

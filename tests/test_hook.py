@@ -83,11 +83,11 @@ def test_restricted_hessians_of_the_second_head_against_the_dense_hessian():
     rng = np.random.default_rng(2)
     params = {"w": jnp.asarray([1.5, -0.7])[:, None, None], "v": jnp.asarray(0.8), "u": jnp.asarray(rng.normal(size=N))}
     batch, shapes = jnp.asarray(rng.normal(size=(BATCH, N, N))), ((2, N, N), (1, N, N))
-    report = hook_analysis.analyse(
-        _two_layers, params, batch, shapes, layers=[0], heads=[1], chunk=4, curvature_at=(0, 1), hessian=True,
-        taylor_order=0,
-    )  # fmt: skip
-    assert [(e["layer"], e["head"]) for e in report["heads"]] == [(0, 1)] and report["curvature"]["taylor"] == {}
+    families = hook_analysis.registry(N)
+    curvature = hook_analysis.curvature_report(
+        _two_layers, params, batch, shapes, families, layer=0, head=1, order=0, along={}, hessian=True, chunk=4
+    )
+    assert curvature["taylor"] == {} and set(curvature["restricted_hessian"]) == set(families)
 
     def mean_loss(d, p, xs):  # the batch-mean loss with d on layer 0, head 1
         moved = (jnp.zeros((2, N, N)).at[1].set(d), jnp.zeros((1, N, N)))
@@ -95,12 +95,12 @@ def test_restricted_hessians_of_the_second_head_against_the_dense_hessian():
 
     dense = jax.jit(jax.hessian(mean_loss))(jnp.zeros((N, N)), params, batch).reshape(N * N, N * N)
     largest = float(jnp.max(jnp.abs(dense)))
-    for name, family in hook_analysis.registry(N).items():
+    for name, family in families.items():
         q = family.basis().reshape(family.dim, -1)
         want = np.linalg.eigvalsh(np.asarray(q @ dense @ q.T))
-        got = report["curvature"]["restricted_hessian"][name]["eigenvalues"]
+        got = curvature["restricted_hessian"][name]["eigenvalues"]
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL * largest, err_msg=name)
-    gauge = report["curvature"]["restricted_hessian"]["gauge"]["eigenvalues"]
+    gauge = curvature["restricted_hessian"]["gauge"]["eigenvalues"]
     assert max(map(abs, gauge)) <= TOL * largest  # P1: the gauge is flat to every order
 
 
