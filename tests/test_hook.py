@@ -42,20 +42,9 @@ def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(object
     scale = float(jnp.max(jnp.abs(want)))
     np.testing.assert_allclose(grads, want, rtol=0, atol=TOL * scale)
 
-    order = 2 if objective == "classification" else 0  # Taylor mode in one objective (a compilation each)
-    along = probe.taylor_directions(N, jnp.float64)
-    got = hook_analysis.analyse(
-        loss,
-        params,
-        (tokens, target),
-        shapes,
-        chunk=4,
-        curvature_at=(0, 0),
-        taylor_order=order,
-        taylor_directions=along,
-    )
+    got = hook_analysis.analyse(loss, params, (tokens, target), shapes, chunk=4)
     ref = probe.analyse(
-        params, config, objective, tokens, target, route="dense", taylor_order=order, bands=2, hessian=False
+        params, config, objective, tokens, target, route="dense", taylor_order=0, bands=2, hessian=False
     )
     (head,) = got["heads"]
     for key in ("per_sample_rank_max", "span_rank", "blind_dim", "span_saturated"):
@@ -68,8 +57,6 @@ def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(object
         _close(head["expected_alignment"][name], ref["expected_alignment"][name], 1.0, name)
         for key, value in ref["detectability"][name].items():
             _close(head["detectability"][name][key], value, abs(value or 0.0) + scale**2, (name, key))
-    for name, coefficients in ref["taylor"].items():
-        np.testing.assert_allclose(got["curvature"]["taylor"][name], coefficients, rtol=TOL, atol=TOL, err_msg=name)
 
 
 def _two_layers(params, sample, perturbations):
@@ -79,21 +66,26 @@ def _two_layers(params, sample, perturbations):
     return jnp.sum(jnp.tanh(jax.nn.softmax(scores, axis=-1)[0] @ params["u"]) ** 2)
 
 
-def test_restricted_hessians_of_the_second_head_against_the_dense_hessian():
+def test_taylor_coefficients_and_restricted_hessians_of_the_second_head_against_dense_derivatives():
     rng = np.random.default_rng(2)
     params = {"w": jnp.asarray([1.5, -0.7])[:, None, None], "v": jnp.asarray(0.8), "u": jnp.asarray(rng.normal(size=N))}
     batch, shapes = jnp.asarray(rng.normal(size=(BATCH, N, N))), ((2, N, N), (1, N, N))
     families = hook_analysis.registry(N)
+    along = hook_analysis.one_dimensional_directions(families)
     curvature = hook_analysis.curvature_report(
-        _two_layers, params, batch, shapes, families, layer=0, head=1, order=0, along={}, hessian=True, chunk=4
+        _two_layers, params, batch, shapes, families, layer=0, head=1, order=2, along=along, hessian=True, chunk=4
     )
-    assert curvature["taylor"] == {} and set(curvature["restricted_hessian"]) == set(families)
 
     def mean_loss(d, p, xs):  # the batch-mean loss with d on layer 0, head 1
         moved = (jnp.zeros((2, N, N)).at[1].set(d), jnp.zeros((1, N, N)))
         return jnp.mean(jax.vmap(lambda x: _two_layers(p, x, moved))(xs))
 
-    dense = jax.jit(jax.hessian(mean_loss))(jnp.zeros((N, N)), params, batch).reshape(N * N, N * N)
+    def derivatives(d, p, xs):  # value, gradient and (by jacfwd) Hessian of the batch-mean loss, dense
+        gradient = jax.grad(mean_loss)(d, p, xs)
+        return gradient, (mean_loss(d, p, xs), gradient)
+
+    dense, (value, gradient) = jax.jit(jax.jacfwd(derivatives, has_aux=True))(jnp.zeros((N, N)), params, batch)
+    dense = dense.reshape(N * N, N * N)
     largest = float(jnp.max(jnp.abs(dense)))
     for name, family in families.items():
         q = family.basis().reshape(family.dim, -1)
@@ -102,6 +94,11 @@ def test_restricted_hessians_of_the_second_head_against_the_dense_hessian():
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL * largest, err_msg=name)
     gauge = curvature["restricted_hessian"]["gauge"]["eigenvalues"]
     assert max(map(abs, gauge)) <= TOL * largest  # P1: the gauge is flat to every order
+    assert set(curvature["taylor"]) == {"band_1", "band_2", "proximity"}
+    for name, coefficients in curvature["taylor"].items():  # c0 = f, c1 = <grad f, q>, c2 = q^T H q / 2
+        q = along[name].reshape(-1)
+        want = [float(value), float(gradient.reshape(-1) @ q), float(q @ dense @ q) / 2]
+        np.testing.assert_allclose(coefficients, want, rtol=TOL, atol=TOL * largest, err_msg=name)
 
 
 @pytest.mark.parametrize("chunk", [3, 10])
