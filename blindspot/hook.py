@@ -199,6 +199,7 @@ def taylor_coefficients(
     check_array("direction", direction, check_shapes(shapes)[layer][1:])
     check_int("order", order, 1)
     check_int("chunk", chunk, 1)
+    direction = jnp.asarray(direction, dtype)  # the perturbations' dtype
     return _taylor(loss, check_shapes(shapes), layer, head, order, chunk, np.dtype(dtype), params, batch, direction)
 
 
@@ -220,13 +221,15 @@ def restricted_hessian(
 ) -> Float[Array, "k k"]:
     r"""Hessian of the batch-mean loss in the scores of one (layer, head), restricted to a family: $Q^\top H Q$.
 
-    ``basis``: orthonormal directions (k, n, n). Per sample ``curvature.restricted_hessian`` (k HVPs),
-    averaged chunk by chunk: memory one chunk's k HVPs. P7.
+    ``basis``: directions (k, n, n), orthonormal for $Q^\top H Q$ to be the restriction (any stack gives the
+    matrix of $\langle q_a, H q_b \rangle$). Per sample ``curvature.restricted_hessian`` (k HVPs), averaged
+    chunk by chunk: memory one chunk's k HVPs. P7.
     """
     dtype = check_model(loss, params, batch, shapes)
     check_site(shapes, layer, head)
     check_array("basis", basis, (None, *check_shapes(shapes)[layer][1:]))
     check_int("chunk", chunk, 1)
+    basis = jnp.asarray(basis, dtype)  # the perturbations' dtype
     return _hessian(loss, check_shapes(shapes), layer, head, chunk, np.dtype(dtype), params, batch, basis)
 
 

@@ -43,10 +43,11 @@ from blindspot.tolerances import rank_tolerance
 
 
 class DenseFamily(NamedTuple):
-    r"""A direction family under a mask: its name, dimension, coordinate map and dense orthonormal basis.
+    r"""A direction family read from dense score matrices: name, dimension, coordinate map, orthonormal basis.
 
     ``coordinates(x)`` maps dense matrices ``(..., n, n)`` to their inner products ``(..., dim)`` with
-    the rows of ``basis()``, shape ``(dim, n, n)``.
+    the rows of ``basis()``, shape ``(dim, n, n)``. :func:`family` gives them under a mask;
+    ``hook_analysis.registry`` wraps ``directions.family`` in the same form when there is none.
     """
 
     name: str
