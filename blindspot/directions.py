@@ -185,12 +185,28 @@ def statistics(x: Float[Array, "... n n"]) -> Statistics:
 
 @jax.jit
 def _statistics(x):
-    n = x.shape[-1]
-    i = jnp.arange(n)
-    index = (i[None, :] - i[:, None] + n - 1).reshape(-1)
-    flat = x.reshape(*x.shape[:-2], n * n)
-    diagonals = jax.ops.segment_sum(jnp.moveaxis(flat, -1, 0), index, num_segments=2 * n - 1)
-    return Statistics(x.sum(-1), x.sum(-2), jnp.moveaxis(diagonals, 0, -1))
+    return Statistics(x.sum(-1), x.sum(-2), block_diagonal_sums(x))
+
+
+def block_diagonal_sums(block: Float[Array, "... c n"]) -> Float[Array, "... m"]:
+    r"""Sum along the diagonals of a block of c rows: entry p sums the entries with $j - r = p - (c - 1)$.
+
+    For a square block (c = n) these are the diagonal sums of :class:`Statistics` (offset $j - i$ at
+    index $j - i + n - 1$); a block of rows $i_0 .. i_0 + c - 1$ of a larger matrix adds entry p to the
+    offset $p - (c - 1) - i_0$.
+
+    Notes
+    -----
+    Deterministic (no scatter-add, whose accumulation order varies on GPUs): the rows are reversed,
+    padded with c zeros to length n + c and re-read, flattened, as rows of length n + c - 1, which
+    shifts row r by $c - 1 - r$ positions; the column sums of the result are the diagonal sums.
+    Memory: one padded copy of the block, $c (n + c)$ numbers.
+    """
+    c, n = block.shape[-2:]
+    lead = block.shape[:-2]
+    padded = jnp.pad(block[..., ::-1, :], [(0, 0)] * len(lead) + [(0, 0), (0, c)])
+    skewed = padded.reshape(*lead, c * (n + c))[..., : c * (n + c - 1)].reshape(*lead, c, n + c - 1)
+    return skewed.sum(-2)
 
 
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:
