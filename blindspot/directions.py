@@ -197,16 +197,18 @@ def block_diagonal_sums(block: Float[Array, "... c n"]) -> Float[Array, "... m"]
 
     Notes
     -----
-    Deterministic (no scatter-add, whose accumulation order varies on GPUs): the rows are reversed,
-    padded with c zeros to length n + c and re-read, flattened, as rows of length n + c - 1, which
-    shifts row r by $c - 1 - r$ positions; the column sums of the result are the diagonal sums.
-    Memory: one padded copy of the block, $c (n + c)$ numbers.
+    Row r is added to the entries $c - 1 - r .. c - 2 - r + n$, one row after another (``fori_loop``):
+    a fixed order of additions, so the result is deterministic on every device (a scatter-add such as
+    ``segment_sum`` accumulates in a varying order on GPUs). Memory: the output only; $O(c n)$ time.
     """
     c, n = block.shape[-2:]
-    lead = block.shape[:-2]
-    padded = jnp.pad(block[..., ::-1, :], [(0, 0)] * len(lead) + [(0, 0), (0, c)])
-    skewed = padded.reshape(*lead, c * (n + c))[..., : c * (n + c - 1)].reshape(*lead, c, n + c - 1)
-    return skewed.sum(-2)
+
+    def add_row(r, total):
+        row = jax.lax.dynamic_index_in_dim(block, r, axis=-2, keepdims=False)
+        at = c - 1 - r
+        return jax.lax.dynamic_update_slice_in_dim(total, jax.lax.dynamic_slice_in_dim(total, at, n, -1) + row, at, -1)
+
+    return jax.lax.fori_loop(0, c, add_row, jnp.zeros((*block.shape[:-2], n + c - 1), block.dtype))
 
 
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:

@@ -8,18 +8,16 @@ query-key (parameter-space) gradient and, with ``--hessian``, the Hessian restri
 """
 
 import argparse
-import math
 import re
 import sys
 import time
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import curvature, data, detectability, directions, fast_paths, jacobian, taylor
+from blindspot import curvature, data, detectability, directions, first_order, jacobian, streamed, taylor
 from blindspot.checks import check_float, check_int
 from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
@@ -42,7 +40,10 @@ from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
-ROUTES = ("auto", "dense", "factored")
+ROUTES = ("auto", *first_order.ROUTES)
+PROGRESS = ("auto", "always", "never")
+AUTO_DENSE_MAX_N = 64
+"""Largest n at which ``--route auto`` takes the dense route away from W = 0 (beyond it: streamed)."""
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
 COVARIANCE_MAX_DIM = 4096
@@ -164,8 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--route",
         choices=ROUTES,
         default="auto",
-        help="dense: autodiff per-sample n x n gradients; factored: closed forms at uniform attention "
-        "(needs --init zero), no n x n object per sample; auto: factored when W = 0, else dense",
+        help="dense: autodiff per-sample n x n gradients, the only route that gives per_sample_rank_max; "
+        "factored: closed forms at uniform attention (needs --init zero), no n x n object per sample; "
+        "streamed: any --init, blocks of --chunk query rows, no n x n object per sample (per_sample_rank_max "
+        f"null); auto: factored when W = 0, else dense up to n = {AUTO_DENSE_MAX_N} and streamed beyond",
+    )
+    p.add_argument(
+        "--chunk",
+        type=integer,
+        default=0,
+        help="query rows per block of the streamed route, in [0, n]; memory grows as batch x chunk x n; "
+        "0 = about 4 million numbers per block",
+    )
+    p.add_argument(
+        "--progress",
+        choices=PROGRESS,
+        default="auto",
+        help="one stderr line per objective and stage (first order with its route, families, Taylor, Hessian, "
+        "W) with the seconds taken; auto: only when stderr is a terminal",
     )
     p.add_argument(
         "--taylor-order",
@@ -226,8 +243,12 @@ def memory_estimate(args) -> dict[str, int]:
         "batch activations": 4 * b * n * (d + h + v + 1 + c),
         "query-key gradients": 2 * b * d * d,
     }
-    if _route(args) == "dense":
+    route = _route(args)
+    if route == "dense":
         parts["dense per-sample score gradients"] = 6 * b * n * n + min(b, n * n) * n * n
+    elif route == "streamed":
+        chunk = args.chunk or streamed.default_chunk(b, n)
+        parts["streamed blocks and accumulators"] = 8 * b * chunk * n + 4 * b * n * (2 * r + d) + 2 * b * b
     else:
         parts["score-gradient factors and their Gram matrix"] = 10 * b * n * r + 3 * b * b * r * r
     if args.taylor_order > 0:
@@ -239,7 +260,12 @@ def memory_estimate(args) -> dict[str, int]:
 
 
 def _route(args) -> str:
-    return args.route if args.route != "auto" else ("factored" if args.init == "zero" else "dense")
+    """Return the route ``--route`` names (auto: factored at W = 0, else dense at small n, else streamed)."""
+    if args.route != "auto":
+        return args.route
+    if args.init == "zero":
+        return "factored"
+    return "dense" if args.n <= AUTO_DENSE_MAX_N else "streamed"
 
 
 def _check_options(args) -> ModelConfig:
@@ -249,6 +275,7 @@ def _check_options(args) -> ModelConfig:
     check_int("--seed", args.seed, 0, SEED_HIGH)
     check_int("--taylor-order", args.taylor_order, 0, TAYLOR_MAX_ORDER)
     check_int("--bands", args.bands, 0)
+    check_int("--chunk", args.chunk, 0, args.n)
     check_float("--rho", args.rho, 0.0, 1.0, open_low=False)
     check_float("--max-memory-gb", args.max_memory_gb, 0.0, float("inf"))
     if args.data == "task" and (args.n % 2 or args.n < 4):
@@ -359,56 +386,7 @@ def _split_outputs(params, config, objective, tokens, target):
     return outputs, loss
 
 
-class FirstOrder(NamedTuple):
-    """First-order data of one objective: ranks, span, family statistics, norms, W-gradients."""
-
-    route: str
-    per_sample_rank_max: int
-    span: jacobian.Span
-    statistics: directions.Statistics
-    mean_norm: float
-    score_norms: jax.Array
-    query_key_gradients: jax.Array
-
-
-def _factored_first_order(params, config, objective, tokens, target) -> FirstOrder:
-    """First-order data from the closed forms at uniform attention: no n x n object per sample."""
-    n = config.n
-    factors = fast_paths.uniform_score_factors(params, config, objective, tokens, target)
-    per_sample = int(jnp.max(jacobian.factor_ranks(factors)))
-    stats = directions.factor_statistics(factors.rows, factors.columns)
-    rank_one = objective == "classification" and config.pooling == "mean" and not (config.residual and config.mlp > 0)
-    if rank_one:
-        w = fast_paths.classification_column_factors(params, config, tokens, target)
-        span = jacobian.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
-        mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
-        score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
-    else:
-        gram = jacobian.gram_from_factors(factors)
-        span = jacobian.span_from_gram(gram, n * n)
-        mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
-        score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
-    w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
-    route = "factored-rank-one" if rank_one else "factored-gram"
-    return FirstOrder(route, per_sample, span, stats, mean_norm, score_norms, w_grads)
-
-
-def _dense_first_order(params, config, objective, tokens, target) -> FirstOrder:
-    """Autodiff per-sample n x n score gradients (b n^2 numbers) and their SVD."""
-    grads = jacobian.score_gradients(params, config, objective, tokens, target)
-    flat = grads.reshape(grads.shape[0], -1)
-    return FirstOrder(
-        "dense",
-        int(jnp.max(jacobian.sample_ranks(grads))),
-        jacobian.span(flat, keep_basis=False),
-        directions.statistics(grads),
-        float(jnp.linalg.norm(grads.mean(axis=0))),
-        jnp.linalg.norm(flat, axis=1),
-        jacobian.query_key_gradients(params, config, objective, tokens, target),
-    )
-
-
-def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
+def _family_entries(first: first_order.FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
     """Visible fraction, mean-gradient alignment and detectability of every registered family."""
     families, alignment, detect = {}, {}, {}
     count = first.score_norms.shape[0]
@@ -469,7 +447,7 @@ def _hessian_entry(params, config, objective, tokens, target, bands: int) -> dic
     return entry
 
 
-def _parameter_space_entry(params, config, objective, tokens, target, first: FirstOrder) -> dict:
+def _parameter_space_entry(params, config, objective, tokens, target, first: first_order.FirstOrder) -> dict:
     """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
     w_grads = first.query_key_gradients
     w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
@@ -485,11 +463,10 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: Fir
     }
 
 
-def analyse(params, config, objective, tokens, target, *, route, taylor_order, bands, hessian) -> dict:
+def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_order, bands, hessian) -> dict:
     """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output."""
     tokens, target = jacobian.shard_batch(tokens, target)
-    first_order = _factored_first_order if route == "factored" else _dense_first_order
-    first = first_order(params, config, objective, tokens, target)
+    first = first_order.first_order(route, params, config, objective, tokens, target, chunk=chunk)
     families, alignment, detect = _family_entries(first, config.n, bands)
     report = {
         "route": first.route,
@@ -599,7 +576,10 @@ def run(args) -> tuple[dict, dict]:
     config = _check_options(args)
     tokens, labels, masks = _batch(args, config)
     params = init(jax.random.key(args.seed), config)
-    options = dict(route=_route(args), taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian)
+    chunk = args.chunk or streamed.default_chunk(int(tokens.shape[0]), config.n)
+    options = dict(
+        route=_route(args), chunk=chunk, taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian
+    )
     objectives, seconds = {}, {}
     for objective, target in (("classification", labels), ("reconstruction", masks)):
         start = time.perf_counter()

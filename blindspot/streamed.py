@@ -167,10 +167,11 @@ def _accumulate(keys, values, carry, block):
     local = jax.lax.dynamic_slice_in_dim(diagonals, at, keys.shape[1] + chunk - 1, axis=1)
     diagonals = jax.lax.dynamic_update_slice_in_dim(diagonals, local + block_diagonal_sums(grad), at, axis=1)
     mean = grad.mean(axis=0)
+    flat = grad.reshape(grad.shape[0], -1)
     carry = (
         columns + grad.sum(axis=1),
         diagonals,
-        gram + jnp.einsum("bcn,ecn->be", grad, grad),
+        gram + flat @ flat.T,
         mean_squared + jnp.sum(mean * mean),
         w_grads + jnp.einsum("bcd,bce->bde", block_keys, jnp.einsum("bcn,bne->bce", grad, keys)),
     )
