@@ -35,13 +35,14 @@ from blindspot.objectives import (
     reconstruction_loss_at_features,
     reconstruction_loss_at_scores,
 )
+from blindspot.progress import CHOICES as PROGRESS_CHOICES
+from blindspot.progress import Progress
 from blindspot.runtime import disable_faulty_fusions, require_sound_compiler
 from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", *first_order.ROUTES)
-PROGRESS = ("auto", "always", "never")
 AUTO_DENSE_MAX_N = 64
 """Largest n at which ``--route auto`` takes the dense route away from W = 0 (beyond it: streamed)."""
 HESSIAN_MAX_N = 64
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--progress",
-        choices=PROGRESS,
+        choices=PROGRESS_CHOICES,
         default="auto",
         help="one stderr line per objective and stage (first order with its route, families, Taylor, Hessian, "
         "W) with the seconds taken; auto: only when stderr is a terminal",
@@ -417,8 +418,6 @@ def _taylor_coefficients(params, config, objective, tokens, target, direction, o
 
 def _taylor_entry(params, config, objective, tokens, target, order: int) -> dict:
     """Taylor coefficients $c_0..c_K$ of the batch-mean loss along each of ``taylor_directions``."""
-    if order == 0:
-        return {}
     return {
         name: [float(c) for c in _taylor_coefficients(params, config, objective, tokens, target, d, order)]
         for name, d in taylor_directions(config.n, jnp.result_type(float)).items()
@@ -463,27 +462,48 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: fir
     }
 
 
-def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_order, bands, hessian) -> dict:
-    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output."""
-    tokens, target = jacobian.shard_batch(tokens, target)
-    first = first_order.first_order(route, params, config, objective, tokens, target, chunk=chunk)
-    families, alignment, detect = _family_entries(first, config.n, bands)
-    report = {
+def _rank_entries(first: first_order.FirstOrder, n: int) -> dict:
+    """Route, ranks, blind dimension and saturation of the span of one objective's gradients."""
+    return {
         "route": first.route,
         "per_sample_rank_max": first.per_sample_rank_max,
         "span_rank": first.span.rank,
-        "blind_dim": config.n**2 - first.span.rank,
-        "span_saturated": first.span.rank == first.score_norms.shape[0] < config.n * (config.n - 1),
+        "blind_dim": n**2 - first.span.rank,
+        "span_saturated": first.span.rank == first.score_norms.shape[0] < n * (n - 1),
         "rank_tolerance": first.span.tolerance,
         "largest_singular_value": float(first.span.singular_values[0]),
-        "families": families,
-        "expected_alignment": alignment,
-        "detectability": detect,
-        "taylor": _taylor_entry(params, config, objective, tokens, target, taylor_order),
     }
+
+
+def _route_text(route: str, n: int, chunk: int) -> str:
+    count = -(-n // chunk)
+    blocks = f" ({count} block{'s' * (count > 1)} of {chunk} query rows)" if route == "streamed" else ""
+    return f"first order by the {route} route{blocks}"
+
+
+def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_order, bands, hessian, progress) -> dict:
+    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output.
+
+    ``progress`` (a ``progress.Progress``) announces each stage on stderr.
+    """
+    tokens, target = jacobian.shard_batch(tokens, target)
+    batch = (params, config, objective, tokens, target)
+    with progress.stage(f"{objective}: {_route_text(route, config.n, chunk)}"):
+        first = first_order.first_order(route, *batch, chunk=chunk)
+        report = _rank_entries(first, config.n)
+    with progress.stage(f"{objective}: families, alignment, detectability"):
+        report["families"], report["expected_alignment"], report["detectability"] = _family_entries(
+            first, config.n, bands
+        )
+    report["taylor"] = {}
+    if taylor_order:
+        with progress.stage(f"{objective}: Taylor coefficients to order {taylor_order}"):
+            report["taylor"] = _taylor_entry(*batch, taylor_order)
     if hessian:
-        report["restricted_hessian"] = _hessian_entry(params, config, objective, tokens, target, bands)
-    report["parameter_space"] = _parameter_space_entry(params, config, objective, tokens, target, first)
+        with progress.stage(f"{objective}: restricted Hessians"):
+            report["restricted_hessian"] = _hessian_entry(*batch, bands)
+    with progress.stage(f"{objective}: query-key gradients"):
+        report["parameter_space"] = _parameter_space_entry(*batch, first)
     return report
 
 
@@ -578,7 +598,12 @@ def run(args) -> tuple[dict, dict]:
     params = init(jax.random.key(args.seed), config)
     chunk = args.chunk or streamed.default_chunk(int(tokens.shape[0]), config.n)
     options = dict(
-        route=_route(args), chunk=chunk, taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian
+        route=_route(args),
+        chunk=chunk,
+        taylor_order=args.taylor_order,
+        bands=args.bands,
+        hessian=args.hessian,
+        progress=Progress(PROG, args.progress),
     )
     objectives, seconds = {}, {}
     for objective, target in (("classification", labels), ("reconstruction", masks)):
