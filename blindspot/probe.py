@@ -43,8 +43,6 @@ from blindspot.tolerances import close_tolerance
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", *first_order.ROUTES)
-AUTO_DENSE_MAX_N = 64
-"""Largest n at which ``--route auto`` takes the dense route away from W = 0 (beyond it: streamed)."""
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
 COVARIANCE_MAX_DIM = 4096
@@ -169,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dense: autodiff per-sample n x n gradients, the only route that gives per_sample_rank_max; "
         "factored: closed forms at uniform attention (needs --init zero), no n x n object per sample; "
         "streamed: any --init, blocks of --chunk query rows, no n x n object per sample (per_sample_rank_max "
-        f"null); auto: factored when W = 0, else dense up to n = {AUTO_DENSE_MAX_N} and streamed beyond",
+        "null); auto: factored when W = 0, else streamed (as fast as dense at every n measured, n = 16 to 256)",
     )
     p.add_argument(
         "--chunk",
@@ -261,12 +259,10 @@ def memory_estimate(args) -> dict[str, int]:
 
 
 def _route(args) -> str:
-    """Return the route ``--route`` names (auto: factored at W = 0, else dense at small n, else streamed)."""
+    """Return the route ``--route`` names (auto: factored at W = 0, else streamed)."""
     if args.route != "auto":
         return args.route
-    if args.init == "zero":
-        return "factored"
-    return "dense" if args.n <= AUTO_DENSE_MAX_N else "streamed"
+    return "factored" if args.init == "zero" else "streamed"
 
 
 def _check_options(args) -> ModelConfig:
