@@ -103,5 +103,12 @@ def test_bench_analysis_smoke_runs_every_benchmark(capsys):
     for objective in ("classification", "reconstruction"):
         assert report["curvature"]["hvp_vs_grad"][objective]["hvp_seconds"] > 0
         assert report["c_fast_vs_autodiff"][objective]["factored_seconds"] > 0
-    (probe_run,) = report["d_first_order_probe"]
-    assert probe_run["exit"] == 0 and probe_run["peak_rss_mib"] > 0 and probe_run["estimated_peak_mib"] > 0
+    assert report["d_first_order_probe"] == []  # the probe runs of (d) and (f) share probe_run: (f) covers it
+    compared = report["e_streamed_vs_dense"]
+    assert compared["dense_seconds"] > 0 and compared["streamed_seconds"] > 0
+    assert compared["verdict"] in ("pass", "fail") and compared["ratio_dense_over_streamed"] > 0
+    scaling = report["f_streamed_scaling"]
+    for run in scaling["runs"]:
+        assert run["exit"] == 0 and run["peak_rss_mib"] > 0 and run["estimated_peak_mib"] > 0, run
+        assert run["route_row"].split()[1:] == ["streamed", "streamed"], run
+    assert scaling["time_exponent"] is not None and scaling["time_verdict"] in ("pass", "fail")
