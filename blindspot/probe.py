@@ -76,8 +76,14 @@ supervision and masked reconstruction) at the chosen state in the score-space vi
 with --json PATH, writes the report as JSON. The JSON holds no timings, so equal options give a
 byte-identical file; the run's timings go to the sibling file PATH-stem.timings.json (report.json ->
 report.timings.json). Before computing anything, the probe estimates the memory it needs (dense
-per-sample gradients b n^2, Gram matrices of factors b^2 r^2, Taylor series (K+1) b n^2, Hessian bases
-and HVPs (2n-1) b n^2 ...) and refuses to start above --max-memory-gb."""
+per-sample gradients b n^2, Gram matrices of factors b^2 r^2, streamed blocks b x chunk x n, Taylor
+series (K+1) b n^2, Hessian bases and HVPs (2n-1) b n^2 ...) and refuses to start above --max-memory-gb.
+
+What the time goes into, per objective (b = --batch, r = d): the streamed route b n^2 (3d + 2r + b)
+multiply-adds and 2 b n^2 exponentials; the factored route O(b n d^2 + b^2 d^2 n); the dense route
+autodiff through the softmax plus one SVD per sample, O(b n^3); --taylor-order K a jet of K terms
+(O(K^2) passes through the model, (K+1) b n^2 numbers), the largest cost at the default K = 3 when
+n is large: use --taylor-order 0 there; --hessian (2n - 1) Hessian-vector products per family."""
 
 FIGURES = """reported figures (per objective):
   per_sample_rank_max  largest numerical rank of one sample's n x n score gradient dL/dS
@@ -226,36 +232,49 @@ def memory_estimate(args) -> dict[str, int]:
     Notes
     -----
     Counts of float64 numbers, with b = ``--batch``, r = d (V + 1 for the copy readout), k = 2n - 1
-    (the largest family, Toeplitz) and K = ``--taylor-order``: batch activations $4 b n (d + h + V + C)$;
-    dense route $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right
-    factor); factored route $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's
-    $b \times b \times r \times r$ intermediates); Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$
-    (k HVPs, batched). Add the JAX runtime and compiled programs, 0.6 GB (0.9 GB with ``--hessian``).
-    The constants are upper bounds fitted to the peak resident memory of CPU runs at several sizes
-    (the steps run one after another, so the sum bounds the peak).
+    (the largest family, Toeplitz), K = ``--taylor-order`` and c the streamed route's block of query
+    rows: batch activations $4 b n (d + h + V + C)$; the route (:func:`_route_numbers`); family
+    coordinate covariances $3 k_c^2$, $k_c$ the largest family dimension up to ``COVARIANCE_MAX_DIM``;
+    Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$ (k HVPs, batched). Add the JAX runtime and
+    compiled programs, 0.6 GB (0.9 GB with ``--hessian``). The constants are upper bounds fitted to the
+    peak resident memory of CPU runs at several sizes (the steps run one after another, so the sum
+    bounds the peak).
     """
     b, n, d, h, v, c = args.batch, args.n, args.d, args.mlp, args.vocab, args.classes
-    r = v + 1 if args.reconstruction == "copy" else d
     k = 2 * n - 1
+    covariance = max((dim for dim in (n, n - 1, 2 * n - 2) if dim <= COVARIANCE_MAX_DIM), default=0)
     parts = {
         "parameters": (v + 1) * d + n * d + 2 * d * d + 2 * d * h + d * (c + v + 1),
         "batch activations": 4 * b * n * (d + h + v + 1 + c),
         "query-key gradients": 2 * b * d * d,
+        "family covariances": 3 * covariance**2,
+        **_route_numbers(args),
     }
-    route = _route(args)
-    if route == "dense":
-        parts["dense per-sample score gradients"] = 6 * b * n * n + min(b, n * n) * n * n
-    elif route == "streamed":
-        chunk = args.chunk or streamed.default_chunk(b, n)
-        parts["streamed blocks and accumulators"] = 8 * b * chunk * n + 4 * b * n * (2 * r + d) + 2 * b * b
-    else:
-        parts["score-gradient factors and their Gram matrix"] = 10 * b * n * r + 3 * b * b * r * r
     if args.taylor_order > 0:
         parts["Taylor series"] = 8 * (args.taylor_order + 1) * b * n * n
     if args.hessian:
         parts["Hessian bases and HVPs"] = 12 * k * b * n * n + k * n * n
     sizes = {name: 8 * count for name, count in parts.items()}
     return {**sizes, "JAX runtime and compiled programs": RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)}
+
+
+def _route_numbers(args) -> dict[str, int]:
+    r"""Numbers the first-order route holds at its peak.
+
+    Dense: $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right factor);
+    factored: $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's $b \times b \times r \times r$
+    intermediates); streamed: $4 b c n + 3 b n (d + r)$ (four $(b, c, n)$ blocks: scores, their
+    exponentials, $g V^\top$, the gradient block; the per-sample keys, values, outputs and their blocks).
+    """
+    b, n, d = args.batch, args.n, args.d
+    r = args.vocab + 1 if args.reconstruction == "copy" else d
+    route = _route(args)
+    if route == "dense":
+        return {"dense per-sample score gradients": 6 * b * n * n + min(b, n * n) * n * n}
+    if route == "streamed":
+        chunk = args.chunk or streamed.default_chunk(b, n)
+        return {"streamed blocks and per-sample outputs": 4 * b * chunk * n + 3 * b * n * (d + r)}
+    return {"score-gradient factors and their Gram matrix": 10 * b * n * r + 3 * b * b * r * r}
 
 
 def _route(args) -> str:
@@ -292,7 +311,7 @@ def _check_options(args) -> ModelConfig:
         raise BadOption(
             f"the probe would need about {sum(parts.values()) / 1e9:.3g} GB ({largest}: "
             f"{parts[largest] / 1e9:.3g} GB) > --max-memory-gb {args.max_memory_gb:g}; lower --n, --batch, "
-            "--d or --taylor-order, use --init zero (factored route), or raise --max-memory-gb"
+            "--d or --taylor-order, use --init zero (factored route) or --route streamed, or raise --max-memory-gb"
         )
     if args.json is not None:
         check_output_file("--json", args.json)
