@@ -37,7 +37,7 @@ from blindspot.objectives import (
 )
 from blindspot.progress import CHOICES as PROGRESS_CHOICES
 from blindspot.progress import Progress
-from blindspot.runtime import disable_faulty_fusions, require_sound_compiler
+from blindspot.runtime import disable_faulty_fusions, require_sound_compiler, require_verification_precision
 from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
@@ -607,8 +607,12 @@ def _fmt(value):
 
 
 def run(args) -> tuple[dict, dict]:
-    """Check the options, build the model and batch, return the report and its timings (no printing)."""
+    """Check the options, build the model and batch, return the report and its timings (no printing).
+
+    Refuses to run without float64 and matmul precision "highest" (``main`` sets both).
+    """
     config = _check_options(args)
+    require_verification_precision()
     tokens, labels, masks = _batch(args, config)
     params = init(jax.random.key(args.seed), config)
     chunk = args.chunk or streamed.default_chunk(int(tokens.shape[0]), config.n)

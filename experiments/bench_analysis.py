@@ -66,7 +66,7 @@ SIZES = {
         "c": {"n": 8, "batch": 2, "d": 4},
         "d": [],
         "e": {"d": 4, "batch": 3, "limit_gib": 0.7, "candidates": (8,)},
-        "f": {"sizes": (8, 16), "d": 4, "batch": 3},
+        "f": {"sizes": (8,), "d": 4, "batch": 3},
     },
 }
 """Sizes per mode: repeats, curvature sizes, (c) n, batch, d, the (n, d, batch) of each (d) run, (e) and (f)."""
@@ -137,7 +137,7 @@ def probe_run(n: int, *, d: int, batch: int, options: tuple = ()) -> dict:
     wall = time.perf_counter() - start
     line = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
     if done.returncode or not line:
-        return {"n": n, "d": d, "batch": batch, "error": done.stderr.strip().splitlines()[-1:]}
+        return {"n": n, "d": d, "batch": batch, "exit": done.returncode, "error": done.stderr.strip().splitlines()[-1:]}
     stats = json.loads(line[-1][len("BENCH ") :])
     rows = {x.split()[0]: x for x in done.stdout.splitlines() if x.split()[:1] in (["route"], ["span_rank"])}
     return {
@@ -211,27 +211,31 @@ def loglog_slope(x, y) -> float | None:
 
 
 def streamed_scaling(*, sizes, d: int, batch: int) -> dict:
-    """(f): the streamed first-order probe against n: times, peaks, log-log slopes and the n = 4096 target."""
+    """(f): the streamed first-order probe against n: times, peaks, log-log slopes and the n = 4096 target.
+
+    The slopes are fitted to what a run adds above the smallest run (its start-up, compilation and runtime),
+    CPU seconds for time (wall seconds depend on what else the machine runs), peak RSS for memory.
+    """
     options = ("--mlp", str(d), *RANDOM_INIT, "--route", "streamed")
     runs = [probe_run(n, d=d, batch=batch, options=options) for n in sizes]
-    ok = [r for r in runs if "error" not in r]
-    floor = ok[0]["peak_rss_mib"] if ok else 0.0
-    time_slope = loglog_slope([r["n"] for r in ok], [r["process_seconds"] for r in ok])
-    memory_slope = loglog_slope([r["n"] for r in ok[1:]], [r["peak_rss_mib"] - floor for r in ok[1:]])
+    ok = [r for r in runs if r.get("exit") == 0]
+    sizes_above = [r["n"] for r in ok[1:]]
+    time_slope = loglog_slope(sizes_above, [r["cpu_seconds"] - ok[0]["cpu_seconds"] for r in ok[1:]])
+    memory_slope = loglog_slope(sizes_above, [r["peak_rss_mib"] - ok[0]["peak_rss_mib"] for r in ok[1:]])
     report = {
         "runs": runs,
-        "time_exponent": time_slope,
+        "cpu_time_exponent_above_smallest_run": time_slope,
         "time_target": "exponent <= 2.2 (the n^2 work)",
         "time_verdict": _verdict(time_slope is not None and time_slope <= 2.2),
         "memory_exponent_above_smallest_run": memory_slope,
         "memory_target": "exponent <= 1.2 (no n x n object)",
         "memory_verdict": _verdict(memory_slope is not None and memory_slope <= 1.2),
     }
-    at_target = [r for r in ok if r["n"] == TARGET_N and r["d"] == 64 and r["batch"] == 64]
+    at_target = [r for r in ok if (r["n"], r["d"], r["batch"]) == (TARGET_N, 64, 64)]
     if at_target:
         run = at_target[0]
-        report["target_n_4096"] = f"under {TARGET_SECONDS:g} s with a peak under {TARGET_PEAK_GIB:g} GiB"
         passed = run["process_seconds"] < TARGET_SECONDS and run["peak_rss_mib"] < TARGET_PEAK_GIB * 1024
+        report["target_n_4096"] = f"wall under {TARGET_SECONDS:g} s with a peak under {TARGET_PEAK_GIB:g} GiB"
         report["target_n_4096_verdict"] = _verdict(passed)
     return report
 
