@@ -101,31 +101,35 @@ def streamed_gradients(
     return _streamed(params, config, objective, tokens, target, chunk)
 
 
-def _blocks(x: Float[Array, "b n k"], chunk: int) -> Float[Array, "m b c k"]:
-    """Rows of x in blocks of ``chunk``, the last one padded with zero rows; blocks first."""
-    b, n = x.shape[:2]
-    count = -(-n // chunk)
-    padded = jnp.pad(x, [(0, 0), (0, count * chunk - n)] + [(0, 0)] * (x.ndim - 2))
-    return jnp.moveaxis(padded.reshape(b, count, chunk, *x.shape[2:]), 1, 0)
+def _pad_rows(x: Float[Array, "b n ..."], padded: int) -> Float[Array, "b N ..."]:
+    """Append zero rows up to ``padded`` rows (a block of padding rows contributes nothing)."""
+    return jnp.pad(x, [(0, 0), (0, padded - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
 
 
-def _unblock(y: Float[Array, "m b c ..."], n: int) -> Float[Array, "b n ..."]:
-    """Inverse of :func:`_blocks`: rows back in order, the padding dropped."""
-    y = jnp.moveaxis(y, 0, 1)
-    return y.reshape(y.shape[0], -1, *y.shape[3:])[:, :n]
+def _rows(x: Float[Array, "b N ..."], first, chunk: int) -> Float[Array, "b c ..."]:
+    """Rows ``first .. first + chunk - 1`` of every sample (``first`` may be traced)."""
+    return jax.lax.dynamic_slice_in_dim(x, first, chunk, axis=1)
 
 
 def _scores(queries: Float[Array, "b c d"], keys: Float[Array, "b n d"]) -> Float[Array, "b c n"]:
     return jnp.einsum("bcd,bnd->bcn", queries, keys)
 
 
-def _outputs(keys, values, queries):
-    r"""Return the outputs $O = A V$ of a block of query rows and its rows' normalisers $\log \sum_j e^{S_{ij}}$."""
-    s = _scores(queries, keys)
-    top = s.max(axis=-1, keepdims=True)
-    e = jnp.exp(s - top)
-    total = e.sum(axis=-1, keepdims=True)
-    return jnp.einsum("bcn,bnr->bcr", e, values) / total, top + jnp.log(total)
+def _forward(keys, values, query_rows, w, chunk):
+    r"""Return the outputs $O = A V$ and row normalisers $\log \sum_j e^{S_{ij}}$ of the padded rows, by blocks."""
+    b, padded = query_rows.shape[:2]
+
+    def block(carry, first):
+        s = _scores(_rows(query_rows, first, chunk) @ w, keys)
+        top = s.max(axis=-1, keepdims=True)
+        e = jnp.exp(s - top)
+        total = e.sum(axis=-1, keepdims=True)
+        outputs = jnp.einsum("bcn,bnr->bcr", e, values) / total
+        updated = (outputs, top + jnp.log(total))
+        return tuple(jax.lax.dynamic_update_slice_in_dim(x, y, first, 1) for x, y in zip(carry, updated)), None
+
+    zeros = (jnp.zeros((b, padded, values.shape[-1]), values.dtype), jnp.zeros((b, padded, 1), values.dtype))
+    return jax.lax.scan(block, zeros, jnp.arange(0, padded, chunk))[0]
 
 
 @partial(jax.jit, static_argnums=(1, 2, 5))
@@ -133,19 +137,18 @@ def _streamed(params, config, objective, tokens, target, chunk):
     def per_sample(f, *more):
         return jax.vmap(lambda x, t, *m: f(params, config, objective, x, t, *m))(tokens, target, *more)
 
-    keys = per_sample(output_view.encodings)
-    values = per_sample(output_view.values)
-    queries = _blocks(output_view.score_scale(config) * keys @ query_key_matrix(params), chunk)
-    outputs, normalisers = jax.lax.map(partial(_outputs, keys, values), queries)
-    outputs = _unblock(outputs, config.n)
-    g = per_sample(output_view.output_gradient, outputs)
-    delta = jnp.sum(g * outputs, axis=-1, keepdims=True)
-    blocks = (queries, normalisers, _blocks(g, chunk), _blocks(delta, chunk), _blocks(keys, chunk))
-    first = jnp.arange(queries.shape[0]) * chunk
-    padded = queries.shape[0] * chunk
-    carry, rows = jax.lax.scan(partial(_accumulate, keys, values), _zeros(keys, padded), (*blocks, first))
+    n, padded = config.n, -(-config.n // chunk) * chunk
+    keys, values = per_sample(output_view.encodings), per_sample(output_view.values)
+    query_rows = _pad_rows(keys, padded)
+    w = output_view.score_scale(config) * query_key_matrix(params)
+    outputs, normalisers = _forward(keys, values, query_rows, w, chunk)
+    g = _pad_rows(per_sample(output_view.output_gradient, outputs[:, :n]), padded)
+    rows_data = (query_rows, normalisers, g, jnp.sum(g * outputs, axis=-1, keepdims=True))
+    accumulate = partial(_accumulate, keys, values, w, rows_data, chunk)
+    carry, rows = jax.lax.scan(accumulate, _zeros(keys, padded), jnp.arange(0, padded, chunk))
     columns, diagonals, gram, mean_squared, w_grads = carry
-    statistics = Statistics(_unblock(rows, config.n), columns, diagonals[:, padded - config.n : padded + config.n - 1])
+    rows = jnp.moveaxis(rows, 0, 1).reshape(rows.shape[1], padded)[:, :n]
+    statistics = Statistics(rows, columns, diagonals[:, padded - n : padded + n - 1])
     return StreamedGradients(statistics, gram, mean_squared, output_view.score_scale(config) * w_grads)
 
 
@@ -162,17 +165,17 @@ def _zeros(keys: Float[Array, "b n d"], padded: int) -> tuple:
     )
 
 
-def _accumulate(keys, values, carry, block):
-    r"""Add one block of query rows $i_0 .. i_0 + c - 1$ of every $G_b$ to the accumulators.
+def _accumulate(keys, values, w, rows_data, chunk, carry, first):
+    r"""Add the block of query rows $i_0 .. i_0 + c - 1$ ($i_0$ = ``first``) of every $G_b$ to the accumulators.
 
-    The diagonal buffer has length $N + n - 1$ ($N$ the padded row count); the block's local diagonal sums
-    (offsets $j - r$ from $-(c - 1)$) go at $N - c - i_0$, so that buffer entry p holds offset $p - N$, and
-    the offsets $-(n - 1) .. n - 1$ are entries $N - n .. N + n - 2$.
+    ``rows_data``: the padded rows of the encodings, the normalisers, g and $\delta$. The diagonal buffer
+    has length $N + n - 1$ ($N$ the padded row count); the block's local diagonal sums (offsets $j - r$
+    from $-(c - 1)$) go at $N - c - i_0$, so that buffer entry p holds offset $p - N$, and the offsets
+    $-(n - 1) .. n - 1$ are entries $N - n .. N + n - 2$.
     """
     columns, diagonals, gram, mean_squared, w_grads = carry
-    queries, normalisers, g, delta, block_keys, first = block
-    chunk = queries.shape[1]
-    attention = jnp.exp(_scores(queries, keys) - normalisers)
+    query_rows, normalisers, g, delta = (_rows(x, first, chunk) for x in rows_data)
+    attention = jnp.exp(_scores(query_rows @ w, keys) - normalisers)
     grad = attention * (jnp.einsum("bcr,bnr->bcn", g, values) - delta)
     at = diagonals.shape[1] - keys.shape[1] + 1 - chunk - first
     local = jax.lax.dynamic_slice_in_dim(diagonals, at, keys.shape[1] + chunk - 1, axis=1)
@@ -184,6 +187,6 @@ def _accumulate(keys, values, carry, block):
         diagonals,
         gram + flat @ flat.T,
         mean_squared + jnp.sum(mean * mean),
-        w_grads + jnp.einsum("bcd,bce->bde", block_keys, jnp.einsum("bcn,bne->bce", grad, keys)),
+        w_grads + jnp.einsum("bcd,bce->bde", query_rows, jnp.einsum("bcn,bne->bce", grad, keys)),
     )
     return carry, grad.sum(axis=2)
