@@ -1,7 +1,7 @@
 # Convenience targets; each mirrors a command documented in README.md (tests/test_readme.py checks it).
 PYTHON ?= python
 
-.PHONY: install install-test test verify verify-full probe-example probe-help derivations derivations-check figures figures-small bench bench-smoke lint
+.PHONY: install install-test test verify verify-full probe-example probe-help derivations derivations-check figures figures-small bench bench-smoke device-check device-check-smoke lint
 
 install:
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -41,6 +41,12 @@ bench:
 
 bench-smoke:
 	$(PYTHON) experiments/bench_analysis.py --smoke
+
+device-check:
+	$(PYTHON) -m experiments.device_check
+
+device-check-smoke:
+	$(PYTHON) -m experiments.device_check --smoke
 
 lint:
 	ruff check . && ruff format --check .

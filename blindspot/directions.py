@@ -185,12 +185,30 @@ def statistics(x: Float[Array, "... n n"]) -> Statistics:
 
 @jax.jit
 def _statistics(x):
-    n = x.shape[-1]
-    i = jnp.arange(n)
-    index = (i[None, :] - i[:, None] + n - 1).reshape(-1)
-    flat = x.reshape(*x.shape[:-2], n * n)
-    diagonals = jax.ops.segment_sum(jnp.moveaxis(flat, -1, 0), index, num_segments=2 * n - 1)
-    return Statistics(x.sum(-1), x.sum(-2), jnp.moveaxis(diagonals, 0, -1))
+    return Statistics(x.sum(-1), x.sum(-2), block_diagonal_sums(x))
+
+
+def block_diagonal_sums(block: Float[Array, "... c n"]) -> Float[Array, "... m"]:
+    r"""Sum along the diagonals of a block of c rows: entry p sums the entries with $j - r = p - (c - 1)$.
+
+    For a square block (c = n) these are the diagonal sums of :class:`Statistics` (offset $j - i$ at
+    index $j - i + n - 1$); a block of rows $i_0 .. i_0 + c - 1$ of a larger matrix adds entry p to the
+    offset $p - (c - 1) - i_0$.
+
+    Notes
+    -----
+    Row r is added to the entries $c - 1 - r .. c - 2 - r + n$, one row after another (``fori_loop``):
+    a fixed order of additions, so the result is deterministic on every device (a scatter-add such as
+    ``segment_sum`` accumulates in a varying order on GPUs). Memory: the output only; $O(c n)$ time.
+    """
+    c, n = block.shape[-2:]
+
+    def add_row(r, total):
+        row = jax.lax.dynamic_index_in_dim(block, r, axis=-2, keepdims=False)
+        at = c - 1 - r
+        return jax.lax.dynamic_update_slice_in_dim(total, jax.lax.dynamic_slice_in_dim(total, at, n, -1) + row, at, -1)
+
+    return jax.lax.fori_loop(0, c, add_row, jnp.zeros((*block.shape[:-2], n + c - 1), block.dtype))
 
 
 def factor_statistics(rows: Float[Array, "... n r"], columns: Float[Array, "... n r"]) -> Statistics:

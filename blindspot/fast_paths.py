@@ -10,7 +10,8 @@ so $\partial L / \partial S = \frac1n\, \Gamma\, \tilde V^\top$ with $\Gamma$ th
 $\tilde V = V - \mathbf 1 \bar v^\top$ the centred values: a rank-$\le d$ factorisation costing $O(n d)$ per
 sample and row instead of the $O(n^2 d)$ of autodiff through the softmax. The $g_i$ come from
 autodiff of the *position-wise* part of the model only ($\phi$ and the heads), at the outputs
-$o_i = \bar v$ (plus $h_i$ with a residual).
+$o_i = \bar v$ (plus $h_i$ with a residual): the values and the loss of the outputs are those of
+``output_view``, whose general form at any attention ``streamed`` evaluates.
 
 For mean-pooled classification where every $g_i$ is equal (no MLP, or an MLP without a residual),
 the gradient is the rank-one $\frac1n \mathbf 1 (u - \bar u \mathbf 1)^\top$, $u_j = g^\top v_j$ (P4):
@@ -28,10 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from blindspot import output_view
 from blindspot.checks import check_array, is_concrete
 from blindspot.config import ModelConfig, check_config
-from blindspot.model import Params, embed, mask_tokens, position_wise, query_key_matrix
-from blindspot.objectives import check_objective, classification_loss_at_features, reconstruction_loss_at_features
+from blindspot.model import Params, query_key_matrix
+from blindspot.objectives import check_objective
 
 
 class ScoreFactors(NamedTuple):
@@ -80,31 +82,11 @@ def check_rank_one_classification(config: ModelConfig) -> None:
 
 
 def _uniform_factors(params, config, objective, tokens, target):
-    r"""One sequence: $(\Gamma / n, \tilde V)$ with $g_i$ from autodiff of the position-wise part."""
-    n = config.n
-    if objective == "reconstruction":
-        inputs = mask_tokens(config, tokens, target)
-    else:
-        inputs = tokens
-    if objective == "reconstruction" and config.reconstruction == "copy":
-        values = jax.nn.one_hot(inputs, config.vocab + 1, dtype=params.value.dtype)
-        m = jnp.sum(target.astype(values.dtype))
-        g = -(target.astype(values.dtype) / m)[:, None] * jax.nn.one_hot(tokens, config.vocab + 1, dtype=values.dtype)
-    else:
-        h = embed(params, inputs)
-        values = h @ params.value
-        o = jnp.broadcast_to(values.mean(axis=0), values.shape)
-        if config.residual:
-            o = o + h
-
-        def loss_of_outputs(outputs):
-            features = position_wise(params, outputs)
-            if objective == "classification":
-                return classification_loss_at_features(params, config, features, target)
-            return reconstruction_loss_at_features(params, config, tokens, target, features)
-
-        g = jax.grad(loss_of_outputs)(o)
-    return g / n, values - values.mean(axis=0)
+    r"""One sequence: $(\Gamma / n, \tilde V)$, $\Gamma = \partial \ell / \partial O$ at the outputs $o_i = \bar v$."""
+    v = output_view.values(params, config, objective, tokens, target)
+    mean = v.mean(axis=0)
+    g = output_view.output_gradient(params, config, objective, tokens, target, jnp.broadcast_to(mean, v.shape))
+    return g / config.n, v - mean
 
 
 def _check(params, config, objective, tokens, target):

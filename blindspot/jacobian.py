@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Int
 
+from blindspot import output_view
 from blindspot.checks import (
     check_array,
     check_bool,
@@ -40,7 +41,7 @@ from blindspot.checks import (
 )
 from blindspot.config import ModelConfig
 from blindspot.fast_paths import ScoreFactors, check_factors
-from blindspot.model import Params, embed, mask_tokens, positions, query_key_matrix, scores_from_query_key
+from blindspot.model import Params, mask_tokens, query_key_matrix, scores_from_query_key
 from blindspot.objectives import check_objective, classification_loss_at_scores, reconstruction_loss_at_scores
 from blindspot.tolerances import close_tolerance, rank_tolerance
 
@@ -162,18 +163,8 @@ def query_key_gradients(
     if factors is None:
         return _query_key_gradients_jit(params, config, objective, tokens, target)
     check_factors("factors", factors, (np.shape(tokens)[0], config.n, None))
-    if config.scores == "position":
-        encodings = jnp.broadcast_to(positions(params), (tokens.shape[0], *positions(params).shape))
-        scale = 1.0
-    else:
-        inputs = (
-            tokens
-            if objective == "classification"
-            else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
-        )
-        encodings = jax.vmap(lambda x: embed(params, x))(inputs)
-        scale = 1.0 / math.sqrt(config.d)
-    return scale * _factor_query_key(factors.rows, factors.columns, encodings)
+    encodings = jax.vmap(lambda x, t: output_view.encodings(params, config, objective, x, t))(tokens, target)
+    return output_view.score_scale(config) * _factor_query_key(factors.rows, factors.columns, encodings)
 
 
 def query_key_scale(
@@ -191,13 +182,8 @@ def query_key_scale(
     """
     check_objective(params, config, objective, tokens, target)
     check_array("score_norms", score_norms, (np.shape(tokens)[0],))
-    if config.scores == "position":
-        return float(jnp.sum(positions(params) ** 2) * jnp.max(score_norms))
-    inputs = (
-        tokens if objective == "classification" else jax.vmap(lambda x, t: mask_tokens(config, x, t))(tokens, target)
-    )
-    h2 = jax.vmap(lambda x: jnp.sum(embed(params, x) ** 2))(inputs)
-    return float(jnp.max(h2 * score_norms)) / math.sqrt(config.d)
+    h2 = jax.vmap(lambda x, t: jnp.sum(output_view.encodings(params, config, objective, x, t) ** 2))(tokens, target)
+    return float(jnp.max(h2 * score_norms)) * output_view.score_scale(config)
 
 
 def numerical_rank(matrix: Float[Array, "m k"], *, scale: float = 0.0) -> Rank:

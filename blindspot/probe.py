@@ -8,18 +8,16 @@ query-key (parameter-space) gradient and, with ``--hessian``, the Hessian restri
 """
 
 import argparse
-import math
 import re
 import sys
 import time
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import curvature, data, detectability, directions, fast_paths, jacobian, taylor
+from blindspot import curvature, data, detectability, directions, first_order, jacobian, streamed, taylor
 from blindspot.checks import check_float, check_int
 from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
@@ -37,12 +35,14 @@ from blindspot.objectives import (
     reconstruction_loss_at_features,
     reconstruction_loss_at_scores,
 )
-from blindspot.runtime import disable_faulty_fusions, require_sound_compiler
+from blindspot.progress import CHOICES as PROGRESS_CHOICES
+from blindspot.progress import Progress
+from blindspot.runtime import disable_faulty_fusions, require_sound_compiler, require_verification_precision
 from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
-ROUTES = ("auto", "dense", "factored")
+ROUTES = ("auto", *first_order.ROUTES)
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
 COVARIANCE_MAX_DIM = 4096
@@ -76,8 +76,14 @@ supervision and masked reconstruction) at the chosen state in the score-space vi
 with --json PATH, writes the report as JSON. The JSON holds no timings, so equal options give a
 byte-identical file; the run's timings go to the sibling file PATH-stem.timings.json (report.json ->
 report.timings.json). Before computing anything, the probe estimates the memory it needs (dense
-per-sample gradients b n^2, Gram matrices of factors b^2 r^2, Taylor series (K+1) b n^2, Hessian bases
-and HVPs (2n-1) b n^2 ...) and refuses to start above --max-memory-gb."""
+per-sample gradients b n^2, Gram matrices of factors b^2 r^2, streamed blocks b x chunk x n, Taylor
+series (K+1) b n^2, Hessian bases and HVPs (2n-1) b n^2 ...) and refuses to start above --max-memory-gb.
+
+What the time goes into, per objective (b = --batch, r = d): the streamed route b n^2 (3d + 2r + b)
+multiply-adds and 2 b n^2 exponentials; the factored route O(b n d^2 + b^2 d^2 n); the dense route
+autodiff through the softmax plus one SVD per sample, O(b n^3); --taylor-order K a jet of K terms
+(O(K^2) passes through the model, (K+1) b n^2 numbers), the largest cost at the default K = 3 when
+n is large: use --taylor-order 0 there; --hessian (2n - 1) Hessian-vector products per family."""
 
 FIGURES = """reported figures (per objective):
   per_sample_rank_max  largest numerical rank of one sample's n x n score gradient dL/dS
@@ -164,8 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--route",
         choices=ROUTES,
         default="auto",
-        help="dense: autodiff per-sample n x n gradients; factored: closed forms at uniform attention "
-        "(needs --init zero), no n x n object per sample; auto: factored when W = 0, else dense",
+        help="dense: autodiff per-sample n x n gradients, the only route that gives per_sample_rank_max; "
+        "factored: closed forms at uniform attention (needs --init zero), no n x n object per sample; "
+        "streamed: any --init, blocks of --chunk query rows, no n x n object per sample (per_sample_rank_max "
+        "null); auto: factored when W = 0, else streamed (as fast as dense at every n measured, n = 16 to 256)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=integer,
+        default=0,
+        help="query rows per block of the streamed route, in [0, n]; memory grows as batch x chunk x n; "
+        "0 = about 4 million numbers per block",
+    )
+    p.add_argument(
+        "--progress",
+        choices=PROGRESS_CHOICES,
+        default="auto",
+        help="one stderr line per objective and stage (first order with its route, families, Taylor, Hessian, "
+        "W) with the seconds taken; auto: only when stderr is a terminal",
     )
     p.add_argument(
         "--taylor-order",
@@ -210,26 +232,24 @@ def memory_estimate(args) -> dict[str, int]:
     Notes
     -----
     Counts of float64 numbers, with b = ``--batch``, r = d (V + 1 for the copy readout), k = 2n - 1
-    (the largest family, Toeplitz) and K = ``--taylor-order``: batch activations $4 b n (d + h + V + C)$;
-    dense route $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right
-    factor); factored route $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's
-    $b \times b \times r \times r$ intermediates); Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$
-    (k HVPs, batched). Add the JAX runtime and compiled programs, 0.6 GB (0.9 GB with ``--hessian``).
-    The constants are upper bounds fitted to the peak resident memory of CPU runs at several sizes
-    (the steps run one after another, so the sum bounds the peak).
+    (the largest family, Toeplitz), K = ``--taylor-order`` and c the streamed route's block of query
+    rows: batch activations $4 b n (d + h + V + C)$; the route (:func:`_route_numbers`); family
+    coordinate covariances $3 k_c^2$, $k_c$ the largest family dimension up to ``COVARIANCE_MAX_DIM``;
+    Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$ (k HVPs, batched). Add the JAX runtime and
+    compiled programs, 0.6 GB (0.9 GB with ``--hessian``). The constants are upper bounds fitted to the
+    peak resident memory of CPU runs at several sizes (the steps run one after another, so the sum
+    bounds the peak).
     """
     b, n, d, h, v, c = args.batch, args.n, args.d, args.mlp, args.vocab, args.classes
-    r = v + 1 if args.reconstruction == "copy" else d
     k = 2 * n - 1
+    covariance = max((dim for dim in (n, n - 1, 2 * n - 2) if dim <= COVARIANCE_MAX_DIM), default=0)
     parts = {
         "parameters": (v + 1) * d + n * d + 2 * d * d + 2 * d * h + d * (c + v + 1),
         "batch activations": 4 * b * n * (d + h + v + 1 + c),
         "query-key gradients": 2 * b * d * d,
+        "family covariances": 3 * covariance**2,
+        **_route_numbers(args),
     }
-    if _route(args) == "dense":
-        parts["dense per-sample score gradients"] = 6 * b * n * n + min(b, n * n) * n * n
-    else:
-        parts["score-gradient factors and their Gram matrix"] = 10 * b * n * r + 3 * b * b * r * r
     if args.taylor_order > 0:
         parts["Taylor series"] = 8 * (args.taylor_order + 1) * b * n * n
     if args.hessian:
@@ -238,8 +258,30 @@ def memory_estimate(args) -> dict[str, int]:
     return {**sizes, "JAX runtime and compiled programs": RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)}
 
 
+def _route_numbers(args) -> dict[str, int]:
+    r"""Numbers the first-order route holds at its peak.
+
+    Dense: $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right factor);
+    factored: $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's $b \times b \times r \times r$
+    intermediates); streamed: $4 b c n + 3 b n (d + r)$ (four $(b, c, n)$ blocks: scores, their
+    exponentials, $g V^\top$, the gradient block; the per-sample keys, values, outputs and their blocks).
+    """
+    b, n, d = args.batch, args.n, args.d
+    r = args.vocab + 1 if args.reconstruction == "copy" else d
+    route = _route(args)
+    if route == "dense":
+        return {"dense per-sample score gradients": 6 * b * n * n + min(b, n * n) * n * n}
+    if route == "streamed":
+        chunk = args.chunk or streamed.default_chunk(b, n)
+        return {"streamed blocks and per-sample outputs": 4 * b * chunk * n + 3 * b * n * (d + r)}
+    return {"score-gradient factors and their Gram matrix": 10 * b * n * r + 3 * b * b * r * r}
+
+
 def _route(args) -> str:
-    return args.route if args.route != "auto" else ("factored" if args.init == "zero" else "dense")
+    """Return the route ``--route`` names (auto: factored at W = 0, else streamed)."""
+    if args.route != "auto":
+        return args.route
+    return "factored" if args.init == "zero" else "streamed"
 
 
 def _check_options(args) -> ModelConfig:
@@ -249,6 +291,7 @@ def _check_options(args) -> ModelConfig:
     check_int("--seed", args.seed, 0, SEED_HIGH)
     check_int("--taylor-order", args.taylor_order, 0, TAYLOR_MAX_ORDER)
     check_int("--bands", args.bands, 0)
+    check_int("--chunk", args.chunk, 0, args.n)
     check_float("--rho", args.rho, 0.0, 1.0, open_low=False)
     check_float("--max-memory-gb", args.max_memory_gb, 0.0, float("inf"))
     if args.data == "task" and (args.n % 2 or args.n < 4):
@@ -268,7 +311,7 @@ def _check_options(args) -> ModelConfig:
         raise BadOption(
             f"the probe would need about {sum(parts.values()) / 1e9:.3g} GB ({largest}: "
             f"{parts[largest] / 1e9:.3g} GB) > --max-memory-gb {args.max_memory_gb:g}; lower --n, --batch, "
-            "--d or --taylor-order, use --init zero (factored route), or raise --max-memory-gb"
+            "--d or --taylor-order, use --init zero (factored route) or --route streamed, or raise --max-memory-gb"
         )
     if args.json is not None:
         check_output_file("--json", args.json)
@@ -359,56 +402,7 @@ def _split_outputs(params, config, objective, tokens, target):
     return outputs, loss
 
 
-class FirstOrder(NamedTuple):
-    """First-order data of one objective: ranks, span, family statistics, norms, W-gradients."""
-
-    route: str
-    per_sample_rank_max: int
-    span: jacobian.Span
-    statistics: directions.Statistics
-    mean_norm: float
-    score_norms: jax.Array
-    query_key_gradients: jax.Array
-
-
-def _factored_first_order(params, config, objective, tokens, target) -> FirstOrder:
-    """First-order data from the closed forms at uniform attention: no n x n object per sample."""
-    n = config.n
-    factors = fast_paths.uniform_score_factors(params, config, objective, tokens, target)
-    per_sample = int(jnp.max(jacobian.factor_ranks(factors)))
-    stats = directions.factor_statistics(factors.rows, factors.columns)
-    rank_one = objective == "classification" and config.pooling == "mean" and not (config.residual and config.mlp > 0)
-    if rank_one:
-        w = fast_paths.classification_column_factors(params, config, tokens, target)
-        span = jacobian.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
-        mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
-        score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
-    else:
-        gram = jacobian.gram_from_factors(factors)
-        span = jacobian.span_from_gram(gram, n * n)
-        mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
-        score_norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
-    w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
-    route = "factored-rank-one" if rank_one else "factored-gram"
-    return FirstOrder(route, per_sample, span, stats, mean_norm, score_norms, w_grads)
-
-
-def _dense_first_order(params, config, objective, tokens, target) -> FirstOrder:
-    """Autodiff per-sample n x n score gradients (b n^2 numbers) and their SVD."""
-    grads = jacobian.score_gradients(params, config, objective, tokens, target)
-    flat = grads.reshape(grads.shape[0], -1)
-    return FirstOrder(
-        "dense",
-        int(jnp.max(jacobian.sample_ranks(grads))),
-        jacobian.span(flat, keep_basis=False),
-        directions.statistics(grads),
-        float(jnp.linalg.norm(grads.mean(axis=0))),
-        jnp.linalg.norm(flat, axis=1),
-        jacobian.query_key_gradients(params, config, objective, tokens, target),
-    )
-
-
-def _family_entries(first: FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
+def _family_entries(first: first_order.FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
     """Visible fraction, mean-gradient alignment and detectability of every registered family."""
     families, alignment, detect = {}, {}, {}
     count = first.score_norms.shape[0]
@@ -439,8 +433,6 @@ def _taylor_coefficients(params, config, objective, tokens, target, direction, o
 
 def _taylor_entry(params, config, objective, tokens, target, order: int) -> dict:
     """Taylor coefficients $c_0..c_K$ of the batch-mean loss along each of ``taylor_directions``."""
-    if order == 0:
-        return {}
     return {
         name: [float(c) for c in _taylor_coefficients(params, config, objective, tokens, target, d, order)]
         for name, d in taylor_directions(config.n, jnp.result_type(float)).items()
@@ -469,7 +461,7 @@ def _hessian_entry(params, config, objective, tokens, target, bands: int) -> dic
     return entry
 
 
-def _parameter_space_entry(params, config, objective, tokens, target, first: FirstOrder) -> dict:
+def _parameter_space_entry(params, config, objective, tokens, target, first: first_order.FirstOrder) -> dict:
     """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
     w_grads = first.query_key_gradients
     w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
@@ -485,28 +477,48 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: Fir
     }
 
 
-def analyse(params, config, objective, tokens, target, *, route, taylor_order, bands, hessian) -> dict:
-    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output."""
-    tokens, target = jacobian.shard_batch(tokens, target)
-    first_order = _factored_first_order if route == "factored" else _dense_first_order
-    first = first_order(params, config, objective, tokens, target)
-    families, alignment, detect = _family_entries(first, config.n, bands)
-    report = {
+def _rank_entries(first: first_order.FirstOrder, n: int) -> dict:
+    """Route, ranks, blind dimension and saturation of the span of one objective's gradients."""
+    return {
         "route": first.route,
         "per_sample_rank_max": first.per_sample_rank_max,
         "span_rank": first.span.rank,
-        "blind_dim": config.n**2 - first.span.rank,
-        "span_saturated": first.span.rank == first.score_norms.shape[0] < config.n * (config.n - 1),
+        "blind_dim": n**2 - first.span.rank,
+        "span_saturated": first.span.rank == first.score_norms.shape[0] < n * (n - 1),
         "rank_tolerance": first.span.tolerance,
         "largest_singular_value": float(first.span.singular_values[0]),
-        "families": families,
-        "expected_alignment": alignment,
-        "detectability": detect,
-        "taylor": _taylor_entry(params, config, objective, tokens, target, taylor_order),
     }
+
+
+def _route_text(route: str, n: int, chunk: int) -> str:
+    count = -(-n // chunk)
+    blocks = f" ({count} block{'s' * (count > 1)} of {chunk} query rows)" if route == "streamed" else ""
+    return f"first order by the {route} route{blocks}"
+
+
+def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_order, bands, hessian, progress) -> dict:
+    """First-order (and optional curvature) report of one objective: the ``R`` of the JSON output.
+
+    ``progress`` (a ``progress.Progress``) announces each stage on stderr.
+    """
+    tokens, target = jacobian.shard_batch(tokens, target)
+    batch = (params, config, objective, tokens, target)
+    with progress.stage(f"{objective}: {_route_text(route, config.n, chunk)}"):
+        first = first_order.first_order(route, *batch, chunk=chunk)
+        report = _rank_entries(first, config.n)
+    with progress.stage(f"{objective}: families, alignment, detectability"):
+        report["families"], report["expected_alignment"], report["detectability"] = _family_entries(
+            first, config.n, bands
+        )
+    report["taylor"] = {}
+    if taylor_order:
+        with progress.stage(f"{objective}: Taylor coefficients to order {taylor_order}"):
+            report["taylor"] = _taylor_entry(*batch, taylor_order)
     if hessian:
-        report["restricted_hessian"] = _hessian_entry(params, config, objective, tokens, target, bands)
-    report["parameter_space"] = _parameter_space_entry(params, config, objective, tokens, target, first)
+        with progress.stage(f"{objective}: restricted Hessians"):
+            report["restricted_hessian"] = _hessian_entry(*batch, bands)
+    with progress.stage(f"{objective}: query-key gradients"):
+        report["parameter_space"] = _parameter_space_entry(*batch, first)
     return report
 
 
@@ -595,11 +607,23 @@ def _fmt(value):
 
 
 def run(args) -> tuple[dict, dict]:
-    """Check the options, build the model and batch, return the report and its timings (no printing)."""
+    """Check the options, build the model and batch, return the report and its timings (no printing).
+
+    Refuses to run without float64 and matmul precision "highest" (``main`` sets both).
+    """
     config = _check_options(args)
+    require_verification_precision()
     tokens, labels, masks = _batch(args, config)
     params = init(jax.random.key(args.seed), config)
-    options = dict(route=_route(args), taylor_order=args.taylor_order, bands=args.bands, hessian=args.hessian)
+    chunk = args.chunk or streamed.default_chunk(int(tokens.shape[0]), config.n)
+    options = dict(
+        route=_route(args),
+        chunk=chunk,
+        taylor_order=args.taylor_order,
+        bands=args.bands,
+        hessian=args.hessian,
+        progress=Progress(PROG, args.progress),
+    )
     objectives, seconds = {}, {}
     for objective, target in (("classification", labels), ("reconstruction", masks)):
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-r"""The compiler the numbers come from: XLA:CPU without its faulty YNNPACK library fusions.
+r"""The compiler the numbers come from (XLA:CPU without its faulty YNNPACK library fusions) and their precision.
 
 jaxlib 0.10.2 lowers some fused reductions on CPU to YNNPACK kernels that return wrong values
 under ``jit`` only: ``jax.jit(lambda y: y.sum(-1) @ jnp.ones((256, 63)))`` gives NaN or huge
@@ -8,7 +8,8 @@ instantiated by JAX as a broadcast zero) is exactly that pattern, and came out N
 instead of 0. The flag ``--xla_cpu_experimental_ynn_fusion_type=`` (empty list) turns these
 fusions off; XLA reads it once, when the first array is created, so the entry points (``verify``,
 ``probe``, the experiments and the test session) call :func:`require_sound_compiler` first.
-Importing the package changes nothing.
+Importing the package changes nothing. :func:`require_verification_precision` refuses to compute
+without float64 and matmul precision "highest" (no TF32 on GPUs), the precision every report states.
 """
 
 import functools
@@ -57,3 +58,17 @@ def require_sound_compiler() -> None:
     """Entry-point setup: turn the faulty fusions off (before any array exists), then check the compiler."""
     disable_faulty_fusions()
     check_compiler()
+
+
+def require_verification_precision() -> None:
+    """Refuse to compute in lower precision than every report states: float64 and matmul precision "highest".
+
+    On GPUs the default matmul precision may use TF32 for float32 products; "highest" keeps full precision.
+    """
+    dtype = jnp.result_type(float)
+    precision = jax.config.jax_default_matmul_precision
+    if dtype != jnp.float64 or precision != "highest":
+        raise RuntimeError(
+            "blindspot computes in float64 with matmul precision 'highest' (jax.config.update('jax_enable_x64', True) "
+            f"and jax.config.update('jax_default_matmul_precision', 'highest')), got {dtype} and {precision!r}"
+        )

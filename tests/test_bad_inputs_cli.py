@@ -45,14 +45,28 @@ PROBE = [
     # memory, by hand from probe.memory_estimate's formulas (float64, 8 bytes; defaults b = 64, d = 16, K = 3):
     # Taylor 8 (K + 1) b n^2 = 8 * 4 * 64 * 1e10 numbers = 1.64e14 B
     (["--n", "100000"], "(Taylor series: 1.64e+05 GB) > --max-memory-gb 8;"),
-    (["--n", "131072", "--taylor-order", "0", "--init", "random"], "(dense per-sample score gradients: "),
+    (
+        ["--n", "131072", "--taylor-order", "0", "--init", "random", "--route", "dense"],
+        "(dense per-sample score gradients: ",
+    ),
+    # streamed, b = 64, n = 2^17, d = r = 2048, chunk 2^25 // (b n) = 4: 4 b c n + 3 b n (d + r) = 1.03e11 numbers
+    (
+        ["--n", "131072", "--d", "2048", "--taylor-order", "0", "--init", "random"],
+        "(streamed blocks and per-sample outputs: 826 GB)",
+    ),
     # Gram intermediates 3 b^2 r^2 with r = d: 3 * 64^2 * 1e16 numbers = 9.83e20 B
     (["--d", "100000000"], "(score-gradient factors and their Gram matrix: 9.83e+11 GB) > --max-memory-gb 8;"),
     # activations 4 b n (d + h + V + 1 + C) = 4 * 64 * 16 * (1e9 + 19) numbers = 3.28e13 B
     (["--vocab", "1000000000"], "(batch activations: 3.28e+04 GB) > --max-memory-gb 8;"),
     # Gram intermediates 3 b^2 d^2 = 3 * 1e14 * 256 numbers = 6.14e17 B
     (["--batch", "10000000"], "(score-gradient factors and their Gram matrix: 6.14e+08 GB) > --max-memory-gb 8;"),
-    (["--init", "random", "--n", "2048", "--taylor-order", "0"], "> --max-memory-gb 8; lower --n, --batch"),
+    (
+        ["--init", "random", "--n", "2048", "--taylor-order", "0", "--route", "dense"],
+        "> --max-memory-gb 8; lower --n, --batch",
+    ),
+    (["--chunk", "-1"], "--chunk must be an integer in [0, 16], got -1"),
+    (["--chunk", "17"], "--chunk must be an integer in [0, 16], got 17"),
+    (["--progress", "sometimes"], "argument --progress: invalid choice: 'sometimes'"),
     (["--max-memory-gb", "0.1"], "(JAX runtime and compiled programs: 0.6 GB) > --max-memory-gb 0.1;"),
     (["--hessian", "--n", "65"], "--hessian needs --n <= 64, got 65"),
     (["--init", "random", "--route", "factored"], "--route factored needs --init zero"),

@@ -109,6 +109,18 @@ def test_factor_statistics_match_dense(seed):
     np.testing.assert_allclose(got.diagonals, diag, atol=tol)
 
 
+@pytest.mark.parametrize(("rows", "n"), [(9, 9), (4, 9), (1, 5), (6, 3)])
+def test_diagonal_sums_of_a_block_of_rows_match_their_definition(rows, n):
+    """Entry p sums x[r, j] over j - r = p - (rows - 1); square blocks give the statistics' diagonal sums."""
+    x = np.random.default_rng(rows * n).normal(size=(2, rows, n))
+    r, j = np.indices((rows, n))
+    want = np.stack([[x[s][j - r == p - (rows - 1)].sum() for p in range(n + rows - 1)] for s in range(2)])
+    got = directions.block_diagonal_sums(jnp.asarray(x))
+    np.testing.assert_allclose(got, want, atol=close_tolerance(x.dtype, n) * np.abs(x).sum())
+    if rows == n:
+        np.testing.assert_array_equal(directions.statistics(jnp.asarray(x)).diagonals, got)
+
+
 def test_structure_of_families():
     n = 6
     gauge = np.asarray(directions.gauge(n))

@@ -8,7 +8,7 @@ import shutil
 import jax
 import pytest
 
-from experiments import _dynamics, bench_analysis, results, run_all
+from experiments import _dynamics, bench_analysis, device_check, results, run_all
 from experiments import training_dynamics_synthetic as synthetic
 
 
@@ -103,5 +103,26 @@ def test_bench_analysis_smoke_runs_every_benchmark(capsys):
     for objective in ("classification", "reconstruction"):
         assert report["curvature"]["hvp_vs_grad"][objective]["hvp_seconds"] > 0
         assert report["c_fast_vs_autodiff"][objective]["factored_seconds"] > 0
-    (probe_run,) = report["d_first_order_probe"]
-    assert probe_run["exit"] == 0 and probe_run["peak_rss_mib"] > 0 and probe_run["estimated_peak_mib"] > 0
+    assert report["d_first_order_probe"] == []  # the probe runs of (d) and (f) share probe_run: (f) covers it
+    compared = report["e_streamed_vs_dense"]
+    assert compared["dense_seconds"] > 0 and compared["streamed_seconds"] > 0
+    assert compared["verdict"] in ("pass", "fail") and compared["ratio_dense_over_streamed"] > 0
+    scaling = report["f_streamed_scaling"]
+    for run in scaling["runs"]:
+        assert run["exit"] == 0 and run["peak_rss_mib"] > 0 and run["estimated_peak_mib"] > 0, run
+        assert run["route_row"].split()[1:] == ["streamed", "streamed"], run
+    assert scaling["time_verdict"] in ("pass", "fail") and scaling["memory_verdict"] in ("pass", "fail")
+
+
+def test_device_check_smoke_runs_every_step_on_the_cpu(capsys):
+    """``python -m experiments.device_check --smoke``: verify, the benchmark's comparison and a probe, on a CPU."""
+    assert device_check.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device cpu:") and "dtype float64, matmul precision highest" in out
+    summary = json.loads(out[out.index("\n{") + 1 :])
+    assert summary["verify_exit"] == 0 and "P2" in out
+    assert summary["benchmark"]["n"] == 8 and summary["benchmark"]["verdict"] in ("pass", "fail")
+    probe_run = summary["probe"]
+    assert probe_run["routes"] == {"classification": "streamed", "reconstruction": "streamed"}
+    assert probe_run["span_ranks"] == {"classification": 3, "reconstruction": 3}  # b = 3 < n(n - 1) = 56
+    assert probe_run["seconds"] > 0 and probe_run["verdict"] == "not a GPU"

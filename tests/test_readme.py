@@ -20,6 +20,7 @@ DERIVATIONS = ("test_derivations.py", "test_the_documented_commands_write_and_ch
 FIGURES = ("test_experiments.py", "test_every_figure_is_written")
 BENCH = ("test_experiments.py", "test_bench_analysis_smoke_runs_every_benchmark")
 LINT = ("test_readme.py", "test_lint_commands_pass")
+DEVICE = ("test_experiments.py", "test_device_check_smoke_runs_every_step_on_the_cpu")
 COMMANDS = {
     'python -m pip install -e ".[test]"': CI,
     "python -m pytest": CI,
@@ -40,6 +41,9 @@ COMMANDS = {
     "python experiments/bench_analysis.py --quick": BENCH,  # minutes: the test runs the tiny --smoke sizes
     "python experiments/bench_analysis.py --smoke": BENCH,
     'python -m pip install -e ".[dev]"': None,  # needs the network; .ci/run installs the [test] extras alike
+    'python -m pip install -e ".[cuda]"': None,  # needs the network and an NVIDIA GPU
+    "python -m experiments.device_check": DEVICE,  # minutes, meant for a GPU: the test runs --smoke
+    "python -m experiments.device_check --smoke": DEVICE,
     "ruff check .": LINT,
     "ruff format --check .": LINT,
 }

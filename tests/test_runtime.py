@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jax
+import pytest
 
 from blindspot import runtime
 
@@ -50,3 +51,13 @@ def test_the_check_refuses_the_default_fusions_whenever_they_get_the_numbers_wro
     assert refused or not wrong, out.stdout
     if jax.lib.__version__ == "0.10.2":  # the release whose YNNPACK fusions miscompile this pattern
         assert refused, out.stdout
+
+
+def test_verification_precision_is_required():
+    runtime.require_verification_precision()  # the test session sets float64 and "highest" (conftest)
+    jax.config.update("jax_default_matmul_precision", "default")
+    try:
+        with pytest.raises(RuntimeError, match="matmul precision 'highest'.*got float64 and 'default'"):
+            runtime.require_verification_precision()
+    finally:
+        jax.config.update("jax_default_matmul_precision", "highest")
