@@ -117,7 +117,7 @@ def memory_numbers(args) -> dict[str, int]:
     -----
     With c = min(b, ``HOOK_CHUNK``) samples per block and $a = L (H n^2 + n (d + m))$ activations per
     sample: per-sample score gradients of every layer and head and their span's copies $3 b L H n^2$;
-    activations of one block under autodiff $8 c a$; dense family bases $4 (2n - 1) n^2$; Taylor
+    activations of one block under autodiff $8 c a$; with ``--causal`` dense family bases $4 (2n - 1) n^2$; Taylor
     $8 (K + 1) c a$; Hessian $k n^2 + 12 k c a$ with k the stacked family dimension, at most $n^2 + 4n$.
     Upper bounds by counting (not fitted to measured peaks).
     """
@@ -132,8 +132,9 @@ def memory_numbers(args) -> dict[str, int]:
         "family covariances": 3 * covariance**2,
         "per-sample score gradients (every layer and head)": 3 * b * layers * heads * n * n,
         "Transformer activations": 8 * c * a,
-        "dense family bases": 4 * (2 * n - 1) * n * n,
     }
+    if args.causal:
+        parts["dense family bases under the mask"] = 4 * (2 * n - 1) * n * n
     if args.taylor_order > 0:
         parts["Taylor series"] = 8 * (args.taylor_order + 1) * c * a
     if args.hessian:
