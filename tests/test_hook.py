@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from blindspot import ModelConfig, hook, hook_analysis, hook_theory, init, jacobian, probe
+from blindspot.progress import Progress
 from blindspot.tolerances import close_tolerance
 
 N, BATCH = 6, 10
@@ -44,8 +45,9 @@ def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(object
 
     got = hook_analysis.analyse(loss, params, (tokens, target), shapes, chunk=4)
     ref = probe.analyse(
-        params, config, objective, tokens, target, route="dense", taylor_order=0, bands=2, hessian=False
-    )
+        params, config, objective, tokens, target, route="dense", chunk=config.n, taylor_order=0, bands=2,
+        hessian=False, progress=Progress("test", "never"),
+    )  # fmt: skip
     (head,) = got["heads"]
     for key in ("per_sample_rank_max", "span_rank", "blind_dim", "span_saturated"):
         assert head[key] == ref[key], key
