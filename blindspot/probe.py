@@ -259,7 +259,8 @@ def memory_estimate(args) -> dict[str, int]:
     Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$ (k HVPs, batched). Add the JAX runtime and
     compiled programs, 0.6 GB (0.9 GB with ``--hessian``). The constants are upper bounds fitted to the
     peak resident memory of CPU runs at several sizes (the steps run one after another, so the sum
-    bounds the peak).
+    bounds the peak). The Transformer path (``--layers``, ``--heads``, ``--causal``) counts its own parts:
+    ``transformer_probe.memory_numbers``.
     """
     runtime = RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)
     if transformer_probe.wanted(args):
