@@ -33,7 +33,8 @@ UNSUPPORTED = (
 """(dest, value, how to name it): options the Transformer path refuses."""
 
 FIGURES = """with --layers L > 1, --heads H > 1 or --causal (the reference Transformer: pre-LN, residual,
-layer norm, GELU MLP of width --mlp; --pe random = learned positions; --init zero: every W_Q = 0), each
+layer norm, GELU MLP of width --mlp; --pe random = learned positions drawn N(0, 1); --init zero: every
+W_Q = 0; --init random: the reference W_Q ~ N(0, 1/d) times --init-scale; no parameter_space entry), each
 objective reads instead:
   route                "hook": dense per-sample score gradients of every layer and head (hook_analysis)
   masked               true with --causal: families are measured on Pi_A F, the gauge is the masked gauge
