@@ -45,9 +45,18 @@ def test_theory_model_through_the_hook_equals_its_own_route_and_the_probe(object
 
     got = hook_analysis.analyse(loss, params, (tokens, target), shapes, chunk=4)
     ref = probe.analyse(
-        params, config, objective, tokens, target, route="dense", chunk=config.n, taylor_order=0, bands=2,
-        hessian=False, progress=Progress("test", "never"),
-    )  # fmt: skip
+        params,
+        config,
+        objective,
+        tokens,
+        target,
+        route="dense",
+        chunk=N,
+        taylor_order=0,
+        bands=2,
+        hessian=False,
+        progress=Progress(probe.PROG, "never"),
+    )
     (head,) = got["heads"]
     for key in ("per_sample_rank_max", "span_rank", "blind_dim", "span_saturated"):
         assert head[key] == ref[key], key
