@@ -27,6 +27,9 @@ from jaxtyping import Array, Float
 
 from blindspot.checks import check_bool, check_finite, check_float, check_shape
 
+COVARIANCE_MAX_DIM = 4096
+"""Largest family dimension k whose k x k coordinate covariance (for the signal's standard error) is formed."""
+
 
 class Moments(NamedTuple):
     r"""Streamed sums of B coordinate vectors $c_s \in \mathbb R^k$.

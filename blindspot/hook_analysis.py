@@ -23,9 +23,6 @@ from blindspot.checks import check_bool, check_int
 from blindspot.masks import DenseFamily
 from blindspot.tolerances import close_tolerance
 
-COVARIANCE_MAX_DIM = 4096
-"""Largest family dimension k whose k x k coordinate covariance (for the signal's standard error) is formed."""
-
 
 def registry(n: int, *, allowed=None, bands: int = 2, dtype=None) -> dict[str, DenseFamily]:
     """Return the registered families at length n, each with coordinates of dense score matrices.
@@ -46,30 +43,32 @@ def registry(n: int, *, allowed=None, bands: int = 2, dtype=None) -> dict[str, D
     return entries
 
 
-def family_entries(grads, span: jacobian.Span, families: dict[str, DenseFamily]) -> tuple[dict, dict, dict | None]:
-    """Visible fraction, mean-gradient alignment and detectability of each family (``None`` where dim is 0).
+def family_entries(
+    families: dict, coordinates_of, span: jacobian.Span, norms, mean_norm: float, n: int
+) -> tuple[dict, dict, dict | None]:
+    r"""Visible fraction, mean-gradient alignment and detectability of each family (``None`` where dim is 0).
 
-    ``grads`` are the b per-sample gradients (b, n, n) behind ``span``; detectability needs b >= 2
-    (``None`` otherwise). The resolution of a mean is the probe's: ``close_tolerance(dtype, n^2)``
-    times the largest gradient norm.
+    ``coordinates_of(family)`` gives the b per-sample gradients' coordinates (b, dim) in the family;
+    ``norms`` (b,) are the gradients' norms and ``mean_norm`` is $\lVert \bar g \rVert$ (the span's
+    gradients). Detectability needs b >= 2 (``None`` otherwise); the resolution of a mean is
+    ``close_tolerance(dtype, n^2)`` times the largest gradient norm (the probe's and every route's).
+    The one implementation behind ``probe`` and :func:`head_report`.
     """
-    b, n = grads.shape[0], grads.shape[-1]
-    flat = np.asarray(grads).reshape(b, -1)  # norms on the host: b numbers
-    norms, mean_norm = np.linalg.norm(flat, axis=1), float(np.linalg.norm(flat.mean(axis=0)))
+    b = norms.shape[0]
     whole = None
     if b >= 2:
-        whole = detectability.estimate(detectability.norm_moments(b, mean_norm, float(np.sum(norms**2))))
-        resolution = close_tolerance(grads.dtype, n * n) * float(np.max(norms))
+        whole = detectability.estimate(detectability.norm_moments(b, mean_norm, float((norms**2).sum())))
+        resolution = close_tolerance(norms.dtype, n * n) * float(norms.max())
     visible, alignment, detect = {}, {}, {}
     for name, fam in families.items():
         if fam.dim == 0:
             visible[name], alignment[name], detect[name] = {"dim": 0, "visible_fraction": None}, None, None
             continue
-        coords = fam.coordinates(grads)
+        coords = coordinates_of(fam)
         visible[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(span, coords).fraction}
         alignment[name] = jacobian.expected_alignment_from_projections(coords, mean_norm)
         if whole is not None:
-            moments = detectability.moments(coords, covariance=fam.dim <= COVARIANCE_MAX_DIM)
+            moments = detectability.moments(coords, covariance=fam.dim <= detectability.COVARIANCE_MAX_DIM)
             estimate = detectability.estimate(moments, resolution=resolution)
             detect[name] = {**estimate._asdict(), "share": detectability.share(estimate, whole)}
     return visible, alignment, detect if whole is not None else None
@@ -80,7 +79,11 @@ def head_report(grads, families: dict[str, DenseFamily], *, allowed=None) -> dic
     b, n = grads.shape[0], grads.shape[-1]
     span = jacobian.span(grads.reshape(b, -1), keep_basis=False)
     visible_dim = n * (n - 1) if allowed is None else masks.visible_dim(allowed)
-    fractions, alignment, detect = family_entries(grads, span, families)
+    flat = np.asarray(grads).reshape(b, -1)  # norms on the host: b numbers
+    norms, mean_norm = np.linalg.norm(flat, axis=1), float(np.linalg.norm(flat.mean(axis=0)))
+    fractions, alignment, detect = family_entries(
+        families, lambda fam: fam.coordinates(grads), span, norms, mean_norm, n
+    )
     return {
         "per_sample_rank_max": int(jnp.max(jacobian.sample_ranks(grads))),
         "span_rank": span.rank,

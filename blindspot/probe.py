@@ -17,7 +17,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import curvature, data, detectability, directions, first_order, jacobian, streamed, taylor
+from blindspot import (
+    curvature,
+    data,
+    detectability,
+    directions,
+    first_order,
+    hook_analysis,
+    jacobian,
+    streamed,
+    taylor,
+    transformer_probe,
+)
 from blindspot.checks import check_float, check_int
 from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
@@ -38,15 +49,12 @@ from blindspot.objectives import (
 from blindspot.progress import CHOICES as PROGRESS_CHOICES
 from blindspot.progress import Progress
 from blindspot.runtime import disable_faulty_fusions, require_sound_compiler, require_verification_precision
-from blindspot.tolerances import close_tolerance
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
 ROUTES = ("auto", *first_order.ROUTES)
 HESSIAN_MAX_N = 64
 """Largest n for ``--hessian`` (dense family bases of shape (k, n, n) and k HVPs per family)."""
-COVARIANCE_MAX_DIM = 4096
-"""Largest family dimension k whose k x k coordinate covariance (for the signal's standard error) is formed."""
 TAYLOR_MAX_ORDER = 8
 """Largest ``--taylor-order``: the jet carries K series terms and costs O(K^2) forward passes."""
 MAX_MEMORY_GB = 8.0
@@ -130,7 +138,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the command-line interface (every option and its default documented in ``--help``)."""
-    p = Parser(prog=PROG, description=DESCRIPTION, epilog=FIGURES, formatter_class=_Formatter)
+    epilog = FIGURES + "\n\n" + transformer_probe.FIGURES
+    p = Parser(prog=PROG, description=DESCRIPTION, epilog=epilog, formatter_class=_Formatter)
     p.add_argument("--n", type=integer, default=16, help="sequence length n >= 2")
     p.add_argument("--d", type=integer, default=16, help="width d >= 1")
     p.add_argument("--vocab", type=integer, default=8, help="vocabulary size V >= 2; id V is MASK")
@@ -145,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pooling", choices=POOLING, default="mean", help="pooling of the classifier")
     p.add_argument("--residual", action="store_true", help="add h_i to the attention output o_i")
+    p.add_argument(
+        "--layers", type=integer, default=1, help="attention layers L >= 1; L > 1: the reference Transformer"
+    )
+    p.add_argument(
+        "--heads",
+        type=integer,
+        default=1,
+        help="heads H >= 1 per layer, dividing --d; H > 1: the reference Transformer",
+    )
+    p.add_argument(
+        "--causal", action="store_true", help="causal mask (query i sees keys j <= i): the reference Transformer"
+    )
     p.add_argument("--mlp", type=integer, default=0, help="hidden width >= 0 of the position-wise MLP, 0 = none")
     p.add_argument("--reconstruction", choices=RECONSTRUCTION, default="cross_entropy", help="reconstruction readout")
     p.add_argument("--mask-rate", type=real, default=0.15, help="fraction of masked positions, in (0, 1)")
@@ -234,15 +255,20 @@ def memory_estimate(args) -> dict[str, int]:
     Counts of float64 numbers, with b = ``--batch``, r = d (V + 1 for the copy readout), k = 2n - 1
     (the largest family, Toeplitz), K = ``--taylor-order`` and c the streamed route's block of query
     rows: batch activations $4 b n (d + h + V + C)$; the route (:func:`_route_numbers`); family
-    coordinate covariances $3 k_c^2$, $k_c$ the largest family dimension up to ``COVARIANCE_MAX_DIM``;
+    coordinate covariances $3 k_c^2$, $k_c$ the largest family dimension up to ``detectability.COVARIANCE_MAX_DIM``;
     Taylor $8 (K + 1) b n^2$; Hessian $12 k b n^2 + k n^2$ (k HVPs, batched). Add the JAX runtime and
     compiled programs, 0.6 GB (0.9 GB with ``--hessian``). The constants are upper bounds fitted to the
     peak resident memory of CPU runs at several sizes (the steps run one after another, so the sum
-    bounds the peak).
+    bounds the peak). The Transformer path (``--layers``, ``--heads``, ``--causal``) counts its own parts:
+    ``transformer_probe.memory_numbers``.
     """
+    runtime = RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)
+    if transformer_probe.wanted(args):
+        numbers = transformer_probe.memory_numbers(args)
+        return {**{name: 8 * count for name, count in numbers.items()}, "JAX runtime and compiled programs": runtime}
     b, n, d, h, v, c = args.batch, args.n, args.d, args.mlp, args.vocab, args.classes
     k = 2 * n - 1
-    covariance = max((dim for dim in (n, n - 1, 2 * n - 2) if dim <= COVARIANCE_MAX_DIM), default=0)
+    covariance = max((dim for dim in (n, n - 1, 2 * n - 2) if dim <= detectability.COVARIANCE_MAX_DIM), default=0)
     parts = {
         "parameters": (v + 1) * d + n * d + 2 * d * d + 2 * d * h + d * (c + v + 1),
         "batch activations": 4 * b * n * (d + h + v + 1 + c),
@@ -255,7 +281,7 @@ def memory_estimate(args) -> dict[str, int]:
     if args.hessian:
         parts["Hessian bases and HVPs"] = 12 * k * b * n * n + k * n * n
     sizes = {name: 8 * count for name, count in parts.items()}
-    return {**sizes, "JAX runtime and compiled programs": RUNTIME_BYTES + (RUNTIME_BYTES // 2 if args.hessian else 0)}
+    return {**sizes, "JAX runtime and compiled programs": runtime}
 
 
 def _route_numbers(args) -> dict[str, int]:
@@ -287,6 +313,7 @@ def _route(args) -> str:
 def _check_options(args) -> ModelConfig:
     """Refuse every bad option (a ``ValueError`` naming it) before anything is computed; return the config."""
     config = _model_config(args)
+    transformer_probe.check_options(args)
     check_int("--batch", args.batch, 1)
     check_int("--seed", args.seed, 0, SEED_HIGH)
     check_int("--taylor-order", args.taylor_order, 0, TAYLOR_MAX_ORDER)
@@ -404,23 +431,11 @@ def _split_outputs(params, config, objective, tokens, target):
 
 def _family_entries(first: first_order.FirstOrder, n: int, bands: int) -> tuple[dict, dict, dict | None]:
     """Visible fraction, mean-gradient alignment and detectability of every registered family."""
-    families, alignment, detect = {}, {}, {}
-    count = first.score_norms.shape[0]
-    whole = None
-    if count >= 2:
-        squared = float(jnp.sum(first.score_norms**2))
-        whole = detectability.estimate(detectability.norm_moments(count, first.mean_norm, squared))
-        resolution = close_tolerance(first.score_norms.dtype, n * n) * float(jnp.max(first.score_norms))
-    for name in directions.registry_names(n, bands=bands):
-        fam = directions.family(name, n, dtype=first.statistics.rows.dtype)
-        coords = fam.coordinates(first.statistics)
-        families[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(first.span, coords).fraction}
-        alignment[name] = jacobian.expected_alignment_from_projections(coords, first.mean_norm)
-        if whole is not None:
-            moments = detectability.moments(coords, covariance=fam.dim <= COVARIANCE_MAX_DIM)
-            estimate = detectability.estimate(moments, resolution=resolution)
-            detect[name] = {**estimate._asdict(), "share": detectability.share(estimate, whole)}
-    return families, alignment, detect if whole is not None else None
+    dtype = first.statistics.rows.dtype
+    families = {name: directions.family(name, n, dtype=dtype) for name in directions.registry_names(n, bands=bands)}
+    return hook_analysis.family_entries(
+        families, lambda fam: fam.coordinates(first.statistics), first.span, first.score_norms, first.mean_norm, n
+    )
 
 
 @partial(jax.jit, static_argnums=(1, 2, 6))
@@ -534,16 +549,24 @@ def _warn_saturated(report) -> None:
             )
 
 
-def _print_table(report, timings) -> None:
+def _print_header(report, timings) -> None:
     cfg = report["config"]
+    if cfg.get("model") == "transformer":
+        shape = f"layers={cfg['layers']} heads={cfg['heads']} causal={cfg['causal']} positions={cfg['positions']}"
+    else:
+        shape = f"scores={cfg['scores']} pooling={cfg['pooling']} residual={cfg['residual']}"
     print(
-        f"blindspot probe  n={cfg['n']} d={cfg['d']} scores={cfg['scores']} pooling={cfg['pooling']} "
-        f"residual={cfg['residual']} mlp={cfg['mlp']} data={cfg['data']} batch={cfg['batch']} init={cfg['qk_init']}"
+        f"blindspot probe  n={cfg['n']} d={cfg['d']} {shape} "
+        f"mlp={cfg['mlp']} data={cfg['data']} batch={cfg['batch']} init={cfg['qk_init']}"
     )
     print(
         f"dtype={report['dtype']} matmul_precision={report['matmul_precision']} device={report['device']} "
         f"seconds={timings['seconds']:.2f}"
     )
+
+
+def _print_table(report, timings) -> None:
+    _print_header(report, timings)
     objectives = report["objectives"]
     names = list(objectives)
     width = 28
@@ -614,6 +637,8 @@ def run(args) -> tuple[dict, dict]:
     config = _check_options(args)
     require_verification_precision()
     tokens, labels, masks = _batch(args, config)
+    if transformer_probe.wanted(args):
+        return _run_transformer(args, tokens, labels, masks)
     params = init(jax.random.key(args.seed), config)
     chunk = args.chunk or streamed.default_chunk(int(tokens.shape[0]), config.n)
     options = dict(
@@ -629,21 +654,40 @@ def run(args) -> tuple[dict, dict]:
         start = time.perf_counter()
         objectives[objective] = analyse(params, config, objective, tokens, target, **options)
         seconds[objective] = time.perf_counter() - start
+    settings = {"data": args.data, "rho": args.rho, "batch": int(tokens.shape[0]), "seed": args.seed}
+    return _report({**config.to_dict(), **settings}, objectives), _timings(seconds)
+
+
+def _run_transformer(args, tokens, labels, masks) -> tuple[dict, dict]:
+    """Run the Transformer path (``transformer_probe``): every layer and head of both objectives."""
+    config = transformer_probe.config(args)
+    params = transformer_probe.parameters(jax.random.key(args.seed), config, args.init, args.init_scale)
+    along = taylor_directions(config.n, jnp.result_type(float))
+    options = dict(taylor_order=args.taylor_order, taylor_directions=along, bands=args.bands, hessian=args.hessian)
+    progress = Progress(PROG, args.progress)
+    objectives, seconds = {}, {}
+    for objective, target in (("classification", labels), ("reconstruction", masks)):
+        start = time.perf_counter()
+        with progress.stage(f"{objective}: every layer and head through the hook"):
+            objectives[objective] = transformer_probe.analyse(params, config, objective, tokens, target, **options)
+        seconds[objective] = time.perf_counter() - start
+    settings = transformer_probe.report_config(config, args, int(tokens.shape[0]))
+    return _report({"model": "transformer", **settings}, objectives), _timings(seconds)
+
+
+def _report(config: dict, objectives: dict) -> dict:
     devices = jax.devices()
-    report = {
-        "config": {
-            **config.to_dict(),
-            "data": args.data,
-            "rho": args.rho,
-            "batch": int(tokens.shape[0]),
-            "seed": args.seed,
-        },
+    return {
+        "config": config,
         "dtype": str(jnp.result_type(float)),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "device": f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}",
         "objectives": objectives,
     }
-    return report, {"seconds": sum(seconds.values()), "objective_seconds": seconds}
+
+
+def _timings(seconds: dict) -> dict:
+    return {"seconds": sum(seconds.values()), "objective_seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -658,7 +702,11 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     report, timings = run(args)
-    _print_table(report, timings)
+    if transformer_probe.wanted(args):
+        _print_header(report, timings)
+        print("\n".join(transformer_probe.table_lines(report["objectives"])))
+    else:
+        _print_table(report, timings)
     if args.json is not None:
         try:
             write_report(args.json, report, timings)

@@ -42,6 +42,24 @@ PROBE = [
     (["--bands", "-1"], "--bands must be an integer >= 0, got -1"),
     (["--max-memory-gb", "0"], "--max-memory-gb must be a real number in (0.0, inf), got 0.0"),
     (["--max-memory-gb", "inf"], "--max-memory-gb must be a real number in (0.0, inf), got inf"),
+    (["--layers", "0"], "--layers must be an integer >= 1, got 0"),
+    (["--heads", "0"], "--heads must be an integer >= 1, got 0"),
+    (["--heads", "3", "--residual"], "--heads must divide --d = 16, got 3"),
+    (["--layers", "2"], "no --residual (the Transformer always adds the residual: pass --residual) is not supported"),
+    (["--causal", "--residual", "--route", "factored"], "--route factored is not supported with --layers/--heads/"),
+    (["--heads", "2", "--residual", "--route", "streamed"], "--route streamed is not supported with --layers/"),
+    (["--causal", "--residual", "--scores", "position"], "--scores position is not supported with --layers/"),
+    (["--causal", "--residual", "--pooling", "last"], "--pooling last is not supported with --layers/"),
+    (["--causal", "--residual", "--centred"], "--centred is not supported with --layers/"),
+    (["--causal", "--residual", "--reconstruction", "copy"], "--reconstruction must be cross_entropy with --layers/"),
+    (["--causal", "--residual", "--chunk", "2"], "--chunk sets the streamed route only; it must be 0 with --layers/"),
+    (["--causal", "--residual", "--hessian", "--n", "32"], "--hessian needs --n <= 16 with --layers/--heads/--causal"),
+    # Transformer activations 8 c L (H n^2 + n (d + m)), c = 64, L = H = 2, n = 4096, d = 4, m = 0:
+    # 8 * 64 * 2 * (2 * 4096^2 + 4096 * 4) = 3.44e10 numbers = 275 GB
+    (
+        ["--layers", "2", "--heads", "2", "--residual", "--n", "4096", "--d", "4", "--taylor-order", "0"],
+        "(Transformer activations: 275 GB) > --max-memory-gb 8;",
+    ),
     # memory, by hand from probe.memory_estimate's formulas (float64, 8 bytes; defaults b = 64, d = 16, K = 3):
     # Taylor 8 (K + 1) b n^2 = 8 * 4 * 64 * 1e10 numbers = 1.64e14 B
     (["--n", "100000"], "(Taylor series: 1.64e+05 GB) > --max-memory-gb 8;"),

@@ -8,14 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from blindspot import probe, verify
+from blindspot.tolerances import close_tolerance
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 
 CI = ".ci/run"
+CAUSAL_PROBE = (
+    "python -m blindspot.probe --layers 2 --heads 2 --causal --residual --n 6 --d 4 --batch 4 --taylor-order 0 "
+    "--json causal.json"
+)
 DERIVATIONS = ("test_derivations.py", "test_the_documented_commands_write_and_check_every_derivation")
 FIGURES = ("test_experiments.py", "test_every_figure_is_written")
 BENCH = ("test_experiments.py", "test_bench_analysis_smoke_runs_every_benchmark")
@@ -34,6 +40,7 @@ COMMANDS = {
         "test_readme_probe_command_reports_and_its_json_is_byte_identical",
     ),
     "python -m blindspot.probe --help": ("test_probe.py", "test_help_exits_0"),
+    CAUSAL_PROBE: ("test_readme.py", "test_readme_causal_transformer_probe_reports_every_layer_and_head"),
     "python derivations/run_all.py": DERIVATIONS,
     "python derivations/run_all.py --check": DERIVATIONS,
     "python experiments/run_all.py": FIGURES,  # the same code at full sizes (minutes): the test runs --small
@@ -111,6 +118,28 @@ def test_readme_probe_command_reports_and_its_json_is_byte_identical(tmp_path, c
     assert cls["route"] == "factored-gram" and cls["span_rank"] > n - 1
     assert cls["blind_dim"] == n * n - cls["span_rank"]
     assert (tmp_path / "report.timings.json").is_file() and "report.timings.json" in capsys.readouterr().out
+
+
+def test_readme_causal_transformer_probe_reports_every_layer_and_head(tmp_path, capsys):
+    """Two layers, two causal heads: every (layer, head) reported; masked gauge and masked entries read 0."""
+    assert CAUSAL_PROBE in _readme_commands()
+    argv = shlex.split(CAUSAL_PROBE)[3:]
+    assert probe.main([*argv[:-1], str(tmp_path / "causal.json")]) == 0
+    report = json.loads((tmp_path / "causal.json").read_text())
+    n, tol = 6, close_tolerance(np.float64, 36)
+    assert report["config"]["model"] == "transformer" and report["config"]["causal"] is True
+    for objective in ("classification", "reconstruction"):
+        entry = report["objectives"][objective]
+        assert entry["route"] == "hook" and entry["masked"] is True
+        assert [(h["layer"], h["head"]) for h in entry["heads"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+        for head in entry["heads"]:
+            families = head["families"]
+            # by hand: n rows of the masked gauge, n(n-1)/2 entries j > i, V_A of dimension n(n-1)/2
+            assert families["gauge"]["dim"] == n and families["masked"]["dim"] == n * (n - 1) // 2
+            assert families["gauge"]["visible_fraction"] < tol and families["masked"]["visible_fraction"] < tol
+            assert head["visible_dim"] == n * (n - 1) // 2 >= head["span_rank"] >= 1
+            assert head["blind_dim"] == n * n - head["span_rank"]
+    assert "L1 H1" in capsys.readouterr().out
 
 
 def test_verify_full_json_is_byte_identical_for_equal_seeds(tmp_path, capsys):
