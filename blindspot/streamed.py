@@ -105,7 +105,8 @@ def streamed_gradients(
     batch = int(np.shape(tokens)[0])
     chunk = default_chunk(batch, config.n) if chunk is None else check_int("chunk", chunk, 1, config.n)
     local = read_positions(config, objective, target, chunk)
-    return _streamed(params, config, objective, tokens, target, local, chunk, local.shape[-1] == chunk)
+    in_place = local.shape[-1] == chunk and bool(np.all((local == np.arange(chunk)) | (local == chunk)))
+    return _streamed(params, config, objective, tokens, target, local, chunk, in_place)
 
 
 def read_positions(config: ModelConfig, objective: str, target: Array, chunk: int) -> np.ndarray:
@@ -150,7 +151,7 @@ def _global(local, first, chunk, padded):
 
 
 @partial(jax.jit, static_argnums=(1, 2, 6, 7))
-def _streamed(params, config, objective, tokens, target, local, chunk, every_row):
+def _streamed(params, config, objective, tokens, target, local, chunk, in_place):
     def per_sample(f, *more):
         return jax.vmap(lambda x, t, *m: f(params, config, objective, x, t, *m))(tokens, target, *more)
 
@@ -165,7 +166,7 @@ def _streamed(params, config, objective, tokens, target, local, chunk, every_row
     g_rows = jnp.pad(per_sample(output_view.output_gradient, placed), [(0, 0), (0, padded + 1 - n), (0, 0)])
     g = jax.vmap(lambda r: _gather_rows(g_rows, r))(rows)
     blocks = (local, rows, normalisers, g, jnp.sum(g * outputs, axis=-1, keepdims=True))
-    accumulate = partial(_accumulate, keys, values, query_rows, w, chunk, every_row)
+    accumulate = partial(_accumulate, keys, values, query_rows, w, chunk, in_place)
     carry, row_sums = jax.lax.scan(accumulate, _zeros(keys, padded), (*blocks, jnp.arange(0, padded, chunk)))
     columns, diagonals, gram, mean_squared, w_grads = carry
     row_sums = jnp.moveaxis(row_sums, 0, 1).reshape(row_sums.shape[1], padded)[:, :n]
@@ -195,18 +196,19 @@ def _zeros(keys: Float[Array, "b n d"], padded: int) -> tuple:
     )
 
 
-def _accumulate(keys, values, query_rows, w, chunk, every_row, carry, block):
+def _accumulate(keys, values, query_rows, w, chunk, in_place, carry, block):
     r"""Add the block of query positions $i_0 .. i_0 + c - 1$ of every $G_b$ to the accumulators.
 
     ``block``: the read rows' positions in the block and their indices, normalisers, g, $\delta$, and $i_0$.
     The read rows of $G_b$ are formed, then placed at their positions in a $(b, c, n)$ block (zeros
-    elsewhere) for the sums, the Gram matrix and the mean, which pair entries of different samples.
+    elsewhere) for the sums, the Gram matrix and the mean, which pair entries of different samples;
+    ``in_place``: every read row already sits at its position (the rows in between are padding, zero).
     """
     columns, diagonals, gram, mean_squared, w_grads = carry
     local, rows, normalisers, g, delta, first = block
     encodings = _gather_rows(query_rows, rows)
     read = jnp.exp(_scores(encodings @ w, keys) - normalisers) * (jnp.einsum("bcr,bnr->bcn", g, values) - delta)
-    grad = read if every_row else _place_rows(read, local, chunk)
+    grad = read if in_place else _place_rows(read, local, chunk)
     mean = grad.mean(axis=0)
     flat = grad.reshape(grad.shape[0], -1)
     carry = (
