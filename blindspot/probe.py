@@ -173,14 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="dense: autodiff per-sample n x n gradients, the only route that gives per_sample_rank_max; "
         "factored: closed forms at uniform attention (needs --init zero), no n x n object per sample; "
         "streamed: any --init, blocks of --chunk query rows, no n x n object per sample (per_sample_rank_max "
-        "null); auto: factored when W = 0, else streamed (as fast as dense at every n measured, n = 16 to 256)",
+        "null); auto: factored when W = 0, else streamed (no slower than dense at any n measured, 16 to 1024)",
     )
     p.add_argument(
         "--chunk",
         type=integer,
         default=0,
         help="query rows per block of the streamed route, in [0, n]; memory grows as batch x chunk x n; "
-        "0 = about 4 million numbers per block",
+        f"0 = batch x chunk x n about {streamed.BLOCK_NUMBERS:.3g} numbers ({streamed.BLOCK_NUMBERS * 8 // 2**20} MiB)",
     )
     p.add_argument(
         "--progress",

@@ -92,7 +92,7 @@ def streamed_gradients(
     tokens
         Token ids, shape (b, n).
     chunk
-        Rows per block, in [1, n]; ``None``: :func:`default_chunk`. Any c works (the last block is padded
+        Query positions per block, in [1, n]; ``None``: :func:`default_chunk`. Any c works (the last block is padded
         with rows that contribute nothing); c sets the memory, $O(b c n)$.
 
     Returns
