@@ -15,6 +15,11 @@ MODULES = [
     "blindspot.probe",
     "blindspot.verify",
     "blindspot.claims",
+    "blindspot.hook",
+    "blindspot.hook_analysis",
+    "blindspot.hook_theory",
+    "blindspot.masks",
+    "blindspot.transformer",
 ]
 
 PROBE = f"""

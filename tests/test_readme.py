@@ -87,6 +87,15 @@ def test_readme_python_example_runs_and_matches_its_comments():
     assert [int(line) for line in out.stdout.split()] == promised
 
 
+def test_readme_equinox_example_runs_and_prints_what_its_comments_promise(capsys):
+    """The block of "Probing your own model", run as written (in this process: the suite's budget)."""
+    section = README.read_text(encoding="utf-8").split("## Probing your own model\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})
+    promised = [line[2:] for line in block.splitlines() if re.fullmatch(r"# \d[\d. ]*", line)]
+    assert promised and capsys.readouterr().out.splitlines() == promised
+
+
 def test_readme_probe_command_reports_and_its_json_is_byte_identical(tmp_path, capsys):
     (command,) = [c for c in _readme_commands() if c.startswith("python -m blindspot.probe --n")]
     argv = shlex.split(command)[3:]
