@@ -23,7 +23,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from blindspot.config import ModelConfig
 from blindspot.model import Params, embed, mask_tokens, position_wise, positions
@@ -45,6 +45,19 @@ def encodings(params: Params, config: ModelConfig, objective: str, tokens, targe
     if config.scores == "position":
         return positions(params)
     return embed(params, model_inputs(config, objective, tokens, target))
+
+
+def read_rows(config: ModelConfig, objective: str, target) -> Bool[Array, " n"]:
+    r"""Return the rows whose outputs the loss reads: elsewhere $g_i = 0$, and so is row i of $\partial L / \partial S$.
+
+    Reconstruction: the masked positions (``target``); classification: every row with mean pooling, the
+    pooled row with first or last pooling.
+    """
+    if objective == "reconstruction":
+        return jnp.asarray(target)
+    if config.pooling == "mean":
+        return jnp.ones(config.n, bool)
+    return jnp.arange(config.n) == (0 if config.pooling == "first" else config.n - 1)
 
 
 def values(params: Params, config: ModelConfig, objective: str, tokens, target) -> Float[Array, "n r"]:

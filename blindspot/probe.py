@@ -194,14 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="dense: autodiff per-sample n x n gradients, the only route that gives per_sample_rank_max; "
         "factored: closed forms at uniform attention (needs --init zero), no n x n object per sample; "
         "streamed: any --init, blocks of --chunk query rows, no n x n object per sample (per_sample_rank_max "
-        "null); auto: factored when W = 0, else streamed (as fast as dense at every n measured, n = 16 to 256)",
+        "null); auto: factored when W = 0, else streamed (no slower than dense at any n measured, 16 to 1024)",
     )
     p.add_argument(
         "--chunk",
         type=integer,
         default=0,
         help="query rows per block of the streamed route, in [0, n]; memory grows as batch x chunk x n; "
-        "0 = about 4 million numbers per block",
+        f"0 = batch x chunk x n about {streamed.BLOCK_NUMBERS:.3g} numbers ({streamed.BLOCK_NUMBERS * 8 // 2**20} MiB)",
     )
     p.add_argument(
         "--progress",
@@ -289,8 +289,9 @@ def _route_numbers(args) -> dict[str, int]:
 
     Dense: $6 b n^2 + \min(b, n^2) n^2$ (per-sample gradients, their copies, the SVD's right factor);
     factored: $10 b n r + 3 b^2 r^2$ (factors, their FFTs, the Gram matrix's $b \times b \times r \times r$
-    intermediates); streamed: $4 b c n + 3 b n (d + r)$ (four $(b, c, n)$ blocks: scores, their
-    exponentials, $g V^\top$, the gradient block; the per-sample keys, values, outputs and their blocks).
+    intermediates); streamed: $5 b c n + 4 b n (d + r)$ (five $(b, c, n)$ blocks: scores, their
+    exponentials, $g V^\top$, the gradient rows and the placed block; the per-sample keys, values, outputs,
+    output gradients and the MLP's activations).
     """
     b, n, d = args.batch, args.n, args.d
     r = args.vocab + 1 if args.reconstruction == "copy" else d
@@ -299,7 +300,7 @@ def _route_numbers(args) -> dict[str, int]:
         return {"dense per-sample score gradients": 6 * b * n * n + min(b, n * n) * n * n}
     if route == "streamed":
         chunk = args.chunk or streamed.default_chunk(b, n)
-        return {"streamed blocks and per-sample outputs": 4 * b * chunk * n + 3 * b * n * (d + r)}
+        return {"streamed blocks and per-sample outputs": 5 * b * chunk * n + 4 * b * n * (d + r)}
     return {"score-gradient factors and their Gram matrix": 10 * b * n * r + 3 * b * b * r * r}
 
 

@@ -5,10 +5,14 @@ Every loss of this model depends on the scores through the attention outputs $O 
 
 $$G_b = A \circ \big(g V^\top - \delta \mathbf 1^\top\big), \qquad \delta_i = g_i^\top o_i,$$
 
-row by row (P1; at $A = \mathbf 1 \mathbf 1^\top / n$ this is ``fast_paths``' closed form). Nothing of size
-$b \times n \times n$ is held: a first pass over blocks of c query rows computes the outputs O (the
-softmax of one block of scores at a time), g follows by autodiff of the position-wise part, and a
-second pass forms the block of $G_b$ of every sample, accumulates
+row by row (P1; at $A = \mathbf 1 \mathbf 1^\top / n$ this is ``fast_paths``' closed form). Row i of $G_b$
+vanishes where $g_i = 0$, that is outside the rows whose outputs the loss reads
+(``output_view.read_rows``: the masked positions for reconstruction, the pooled row for first or last
+pooling, every row for mean pooling), so only those rows' scores are formed. Nothing of size
+$b \times n \times n$ is held: a first pass over blocks of c query positions computes the outputs of the
+read rows among them (the softmax of one block of scores at a time), g follows by autodiff of the
+position-wise part, and a second pass forms the read rows of the block of $G_b$ of every sample, places
+them at their positions in a $(b, c, n)$ block (zeros elsewhere), accumulates
 
 - the :class:`~blindspot.directions.Statistics` (row, column and diagonal sums, from which every
   family's coordinates follow),
@@ -16,11 +20,13 @@ second pass forms the block of $G_b$ of every sample, accumulates
 - the squared norm $\lVert \bar G \rVert_F^2$ of the batch mean,
 - the query-key gradients $\nabla_W L_b = c\, K_b^\top G_b K_b$ (encodings $K_b$, scale c, ``output_view``),
 
-and drops the block. Cost: $b n^2 (3d + 2r + b)$ multiply-adds and $2 b n^2$ exponentials per objective
-(the scores and their softmax are formed twice). Memory: a few $(b, c, n)$ blocks and $O(b n (d + r) + b^2
-+ b d^2)$ accumulators; ``chunk`` sets c. Deterministic: every reduction is a fixed-order sum or matrix
-product (diagonal sums by ``directions.block_diagonal_sums``, no scatter-add), so two runs on one device
-give the same bits.
+and drops the block. Cost per objective, with k of every c positions read (k = c for mean pooling, about
+a fraction ``mask_rate`` of c for reconstruction, the most over blocks and samples): $b n^2 (k/c)(3d + 2r)$
+multiply-adds and $2 b n^2 k / c$ exponentials (the scores and their softmax are formed twice), and
+$b^2 n^2$ for the Gram matrix. Memory: a few $(b, c, n)$ blocks and $O(b n (d + r) + b^2 + b d^2)$
+accumulators; ``chunk`` sets c. Deterministic: every reduction is a fixed-order sum or matrix product
+(diagonal sums by ``directions.block_diagonal_sums``, rows placed by a scatter without accumulation,
+no scatter-add), so two runs on one device give the same bits.
 
 The per-sample rank of $G_b$ is not computed: $G_b$ is a Hadamard product of the full-rank A with a
 rank-$\le r + 1$ matrix, so its rank needs an SVD of the $n \times n$ matrix itself ($O(n^3)$ per
@@ -36,7 +42,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from blindspot import output_view
-from blindspot.checks import check_int
+from blindspot.checks import check_int, is_concrete
 from blindspot.config import ModelConfig
 from blindspot.directions import Statistics, block_diagonal_sums
 from blindspot.model import Params, query_key_matrix
@@ -86,8 +92,8 @@ def streamed_gradients(
     tokens
         Token ids, shape (b, n).
     chunk
-        Query rows per block, in [1, n]; ``None``: :func:`default_chunk`. Any c works (the last block is
-        padded with rows that contribute nothing); c sets the memory, $O(b c n)$.
+        Query positions per block, in [1, n]; ``None``: :func:`default_chunk`. Any c works (the last block is padded
+        with rows that contribute nothing); c sets the memory, $O(b c n)$.
 
     Returns
     -------
@@ -98,58 +104,83 @@ def streamed_gradients(
     check_objective(params, config, objective, tokens, target)
     batch = int(np.shape(tokens)[0])
     chunk = default_chunk(batch, config.n) if chunk is None else check_int("chunk", chunk, 1, config.n)
-    return _streamed(params, config, objective, tokens, target, chunk)
+    local = read_positions(config, objective, target, chunk)
+    in_place = local.shape[-1] == chunk and bool(np.all((local == np.arange(chunk)) | (local == chunk)))
+    return _streamed(params, config, objective, tokens, target, local, chunk, in_place)
 
 
-def _pad_rows(x: Float[Array, "b n ..."], padded: int) -> Float[Array, "b N ..."]:
-    """Append zero rows up to ``padded`` rows (a block of padding rows contributes nothing)."""
-    return jnp.pad(x, [(0, 0), (0, padded - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+def read_positions(config: ModelConfig, objective: str, target: Array, chunk: int) -> np.ndarray:
+    """Positions, within each block of ``chunk`` query rows, of the rows each sample's loss reads.
+
+    Shape (blocks, b, k), ascending, padded with ``chunk`` up to the largest count k over blocks and
+    samples; every position when ``target`` is traced (its values unknown).
+    """
+    batch, blocks = np.shape(target)[0], -(-config.n // chunk)
+    if is_concrete(target):
+        read = np.asarray(jax.vmap(lambda t: output_view.read_rows(config, objective, t))(target))
+    else:
+        read = np.ones((batch, config.n), bool)
+    read = np.pad(read, [(0, 0), (0, blocks * chunk - config.n)]).reshape(batch, blocks, chunk)
+    count = int(read.sum(axis=-1).max())
+    order = np.argsort(~read, axis=-1, kind="stable")[..., :count]  # read positions first, in order
+    local = np.where(np.take_along_axis(read, order, axis=-1), order, chunk)
+    return np.ascontiguousarray(np.moveaxis(local, 1, 0))
 
 
-def _rows(x: Float[Array, "b N ..."], first, chunk: int) -> Float[Array, "b c ..."]:
-    """Rows ``first .. first + chunk - 1`` of every sample (``first`` may be traced)."""
-    return jax.lax.dynamic_slice_in_dim(x, first, chunk, axis=1)
+def _gather_rows(x: Float[Array, "b N k"], index: Int[Array, "b c"]) -> Float[Array, "b c k"]:
+    """Rows ``index`` of every sample."""
+    return jnp.take_along_axis(x, index[..., None], axis=1)
+
+
+def _place_rows(x: Float[Array, "b k ..."], index: Int[Array, "b k"], rows: int) -> Float[Array, "b N ..."]:
+    """Rows of x put at their indices among ``rows`` zero rows; an index ``rows`` (padding) is dropped.
+
+    Indices are unique apart from the padding, so no entry accumulates (a deterministic scatter).
+    """
+    placed = jnp.zeros((x.shape[0], rows + 1, *x.shape[2:]), x.dtype)
+    return placed.at[jnp.arange(x.shape[0])[:, None], index].set(x)[:, :rows]
 
 
 def _scores(queries: Float[Array, "b c d"], keys: Float[Array, "b n d"]) -> Float[Array, "b c n"]:
     return jnp.einsum("bcd,bnd->bcn", queries, keys)
 
 
-def _forward(keys, values, query_rows, w, chunk):
-    r"""Return the outputs $O = A V$ and row normalisers $\log \sum_j e^{S_{ij}}$ of the padded rows, by blocks."""
-    b, padded = query_rows.shape[:2]
-
-    def block(carry, first):
-        s = _scores(_rows(query_rows, first, chunk) @ w, keys)
-        top = s.max(axis=-1, keepdims=True)
-        e = jnp.exp(s - top)
-        total = e.sum(axis=-1, keepdims=True)
-        outputs = jnp.einsum("bcn,bnr->bcr", e, values) / total
-        updated = (outputs, top + jnp.log(total))
-        return tuple(jax.lax.dynamic_update_slice_in_dim(x, y, first, 1) for x, y in zip(carry, updated)), None
-
-    zeros = (jnp.zeros((b, padded, values.shape[-1]), values.dtype), jnp.zeros((b, padded, 1), values.dtype))
-    return jax.lax.scan(block, zeros, jnp.arange(0, padded, chunk))[0]
+def _global(local, first, chunk, padded):
+    """Row indices of block positions ``local`` of the block starting at ``first`` (padding: ``padded``)."""
+    return jnp.where(local < chunk, first + local, padded)
 
 
-@partial(jax.jit, static_argnums=(1, 2, 5))
-def _streamed(params, config, objective, tokens, target, chunk):
+@partial(jax.jit, static_argnums=(1, 2, 6, 7))
+def _streamed(params, config, objective, tokens, target, local, chunk, in_place):
     def per_sample(f, *more):
         return jax.vmap(lambda x, t, *m: f(params, config, objective, x, t, *m))(tokens, target, *more)
 
-    n, padded = config.n, -(-config.n // chunk) * chunk
+    n, padded = config.n, local.shape[0] * chunk
+    rows = _global(local, jnp.arange(0, padded, chunk)[:, None, None], chunk, padded)  # (blocks, b, k)
     keys, values = per_sample(output_view.encodings), per_sample(output_view.values)
-    query_rows = _pad_rows(keys, padded)
+    query_rows = jnp.pad(keys, [(0, 0), (0, padded + 1 - n), (0, 0)])  # zero rows past n
     w = output_view.score_scale(config) * query_key_matrix(params)
-    outputs, normalisers = _forward(keys, values, query_rows, w, chunk)
-    g = _pad_rows(per_sample(output_view.output_gradient, outputs[:, :n]), padded)
-    rows_data = (query_rows, normalisers, g, jnp.sum(g * outputs, axis=-1, keepdims=True))
-    accumulate = partial(_accumulate, keys, values, w, rows_data, chunk)
-    carry, rows = jax.lax.scan(accumulate, _zeros(keys, padded), jnp.arange(0, padded, chunk))
+    outputs, normalisers = jax.lax.map(partial(_outputs, keys, values, query_rows, w), rows)
+    flat_rows = jnp.moveaxis(rows, 0, 1).reshape(rows.shape[1], -1)
+    placed = _place_rows(jnp.moveaxis(outputs, 0, 1).reshape(*flat_rows.shape, -1), flat_rows, padded)[:, :n]
+    g_rows = jnp.pad(per_sample(output_view.output_gradient, placed), [(0, 0), (0, padded + 1 - n), (0, 0)])
+    g = jax.vmap(lambda r: _gather_rows(g_rows, r))(rows)
+    blocks = (local, rows, normalisers, g, jnp.sum(g * outputs, axis=-1, keepdims=True))
+    accumulate = partial(_accumulate, keys, values, query_rows, w, chunk, in_place)
+    carry, row_sums = jax.lax.scan(accumulate, _zeros(keys, padded), (*blocks, jnp.arange(0, padded, chunk)))
     columns, diagonals, gram, mean_squared, w_grads = carry
-    rows = jnp.moveaxis(rows, 0, 1).reshape(rows.shape[1], padded)[:, :n]
-    statistics = Statistics(rows, columns, diagonals[:, padded - n : padded + n - 1])
+    row_sums = jnp.moveaxis(row_sums, 0, 1).reshape(row_sums.shape[1], padded)[:, :n]
+    statistics = Statistics(row_sums, columns, diagonals[:, padded - n : padded + n - 1])
     return StreamedGradients(statistics, gram, mean_squared, output_view.score_scale(config) * w_grads)
+
+
+def _outputs(keys, values, query_rows, w, rows):
+    r"""Return the outputs $O = A V$ and normalisers $\log \sum_j e^{S_{ij}}$ of the rows ``rows`` (b, k)."""
+    s = _scores(_gather_rows(query_rows, rows) @ w, keys)
+    top = s.max(axis=-1, keepdims=True)
+    e = jnp.exp(s - top)
+    total = e.sum(axis=-1, keepdims=True)
+    return jnp.einsum("bcn,bnr->bcr", e, values) / total, top + jnp.log(total)
 
 
 def _zeros(keys: Float[Array, "b n d"], padded: int) -> tuple:
@@ -165,28 +196,39 @@ def _zeros(keys: Float[Array, "b n d"], padded: int) -> tuple:
     )
 
 
-def _accumulate(keys, values, w, rows_data, chunk, carry, first):
-    r"""Add the block of query rows $i_0 .. i_0 + c - 1$ ($i_0$ = ``first``) of every $G_b$ to the accumulators.
+def _accumulate(keys, values, query_rows, w, chunk, in_place, carry, block):
+    r"""Add the block of query positions $i_0 .. i_0 + c - 1$ of every $G_b$ to the accumulators.
 
-    ``rows_data``: the padded rows of the encodings, the normalisers, g and $\delta$. The diagonal buffer
-    has length $N + n - 1$ ($N$ the padded row count); the block's local diagonal sums (offsets $j - r$
-    from $-(c - 1)$) go at $N - c - i_0$, so that buffer entry p holds offset $p - N$, and the offsets
-    $-(n - 1) .. n - 1$ are entries $N - n .. N + n - 2$.
+    ``block``: the read rows' positions in the block and their indices, normalisers, g, $\delta$, and $i_0$.
+    The read rows of $G_b$ are formed, then placed at their positions in a $(b, c, n)$ block (zeros
+    elsewhere) for the sums, the Gram matrix and the mean, which pair entries of different samples;
+    ``in_place``: every read row already sits at its position (the rows in between are padding, zero).
     """
     columns, diagonals, gram, mean_squared, w_grads = carry
-    query_rows, normalisers, g, delta = (_rows(x, first, chunk) for x in rows_data)
-    attention = jnp.exp(_scores(query_rows @ w, keys) - normalisers)
-    grad = attention * (jnp.einsum("bcr,bnr->bcn", g, values) - delta)
-    at = diagonals.shape[1] - keys.shape[1] + 1 - chunk - first
-    local = jax.lax.dynamic_slice_in_dim(diagonals, at, keys.shape[1] + chunk - 1, axis=1)
-    diagonals = jax.lax.dynamic_update_slice_in_dim(diagonals, local + block_diagonal_sums(grad), at, axis=1)
+    local, rows, normalisers, g, delta, first = block
+    encodings = _gather_rows(query_rows, rows)
+    read = jnp.exp(_scores(encodings @ w, keys) - normalisers) * (jnp.einsum("bcr,bnr->bcn", g, values) - delta)
+    grad = read if in_place else _place_rows(read, local, chunk)
     mean = grad.mean(axis=0)
     flat = grad.reshape(grad.shape[0], -1)
     carry = (
         columns + grad.sum(axis=1),
-        diagonals,
+        _add_diagonals(diagonals, grad, first),
         gram + flat @ flat.T,
         mean_squared + jnp.sum(mean * mean),
-        w_grads + jnp.einsum("bcd,bce->bde", query_rows, jnp.einsum("bcn,bne->bce", grad, keys)),
+        w_grads + jnp.einsum("bcd,bce->bde", encodings, jnp.einsum("bcn,bne->bce", read, keys)),
     )
     return carry, grad.sum(axis=2)
+
+
+def _add_diagonals(diagonals, grad, first):
+    r"""Add the diagonal sums of the block of rows $i_0 .. i_0 + c - 1$ ($i_0$ = ``first``) to the buffer.
+
+    The buffer has length $N + n - 1$ ($N$ the padded row count); the block's local diagonal sums (offsets
+    $j - r$ from $-(c - 1)$) go at $N - c - i_0$, so that buffer entry p holds offset $p - N$, and the
+    offsets $-(n - 1) .. n - 1$ are entries $N - n .. N + n - 2$.
+    """
+    chunk, n = grad.shape[1:]
+    at = diagonals.shape[1] - n + 1 - chunk - first
+    local = jax.lax.dynamic_slice_in_dim(diagonals, at, n + chunk - 1, axis=1)
+    return jax.lax.dynamic_update_slice_in_dim(diagonals, local + block_diagonal_sums(grad), at, axis=1)

@@ -71,6 +71,23 @@ def test_streamed_equals_dense_autodiff_at_random_init(options, objective, chunk
     np.testing.assert_allclose(got.query_key_gradients, w_grads, atol=w_tol, err_msg="W-gradients")
 
 
+def test_masks_of_different_sizes_and_blocks_read_in_part():
+    """Rows read by some samples only, a whole block read by one sample: placed rows against dense autodiff."""
+    params, config, tokens, _ = _setup(dict(residual=True, mlp=3))
+    masks = np.zeros((B, N), bool)
+    masks[0, :4], masks[1, 5], masks[2, [1, 3, 6]], masks[3, 6], masks[4, [0, 4]] = True, True, True, True, True
+    masks = jnp.asarray(masks)
+    local = streamed.read_positions(config, "reconstruction", masks, 4)
+    assert local.shape == (2, B, 4) and list(local[0, 0]) == [0, 1, 2, 3] and list(local[1, 1]) == [1, 4, 4, 4]
+    grads = np.asarray(jacobian.score_gradients(params, config, "reconstruction", tokens, masks))
+    statistics, gram, _ = _dense_reference(grads)
+    got = streamed.streamed_gradients(params, config, "reconstruction", tokens, masks, chunk=4)
+    tol = close_tolerance(grads.dtype, N * N) * np.abs(grads).sum() / B
+    for name, want, have in zip(("rows", "columns", "diagonals"), statistics, got.statistics):
+        np.testing.assert_allclose(have, want, atol=tol, err_msg=name)
+    np.testing.assert_allclose(got.gram, gram, atol=tol * np.abs(grads).sum() / B, err_msg="gram")
+
+
 @pytest.mark.parametrize("chunk", [0, N + 1, 2.5, True])
 def test_a_bad_chunk_is_refused_before_computing(chunk):
     params, config, tokens, targets = _setup(CASES[0][0])
