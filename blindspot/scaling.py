@@ -37,6 +37,27 @@ class Invariants(NamedTuple):
     total_squared: sp.Expr
 
 
+def direct_invariants(q) -> Invariants:
+    """The six sums of :class:`Invariants` straight from their definitions.
+
+    ``q``: a square ``sympy.Matrix`` or a list of rows, with entries of any exact type (SymPy numbers or
+    expressions, elements of a rational-function field).
+    """
+    rows_of_q = q.tolist() if isinstance(q, sp.MatrixBase) else q
+    n = len(rows_of_q)
+    off = [[0 * rows_of_q[i][j] if i == j else rows_of_q[i][j] for j in range(n)] for i in range(n)]
+    rows = [sum(off[i]) for i in range(n)]
+    cols = [sum(off[i][j] for i in range(n)) for j in range(n)]
+    return Invariants(
+        area=sum(x * x for row in off for x in row),
+        rows=sum(x * x for x in rows),
+        columns=sum(x * x for x in cols),
+        cross=sum(a * b for a, b in zip(rows, cols)),
+        transpose=sum(off[i][j] * off[j][i] for i in range(n) for j in range(n)),
+        total_squared=sum(rows) ** 2,
+    )
+
+
 def _exact(x):
     """Python integers become SymPy integers (so that 1/n stays exact); anything else is kept."""
     return sp.Integer(x) if isinstance(x, int) else x
@@ -140,7 +161,8 @@ def proximity_sums(n, lam, end=None) -> tuple[sp.Expr, ...]:
     ``end = 0`` drops the terms that are exponentially small in n (for the leading orders).
     """
     n, lam = _exact(n), _exact(lam)
-    end = lam**n if end is None else end
+    if end is None:
+        end = lam ** (int(n) if isinstance(n, sp.Integer) else n)
     s2 = (
         n * (1 + lam) ** 2
         - 4 * lam * (1 + lam) * (1 - end) / (1 - lam)
