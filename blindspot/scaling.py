@@ -38,7 +38,7 @@ class Invariants(NamedTuple):
 
 
 def direct_invariants(q) -> Invariants:
-    """The six sums of :class:`Invariants` straight from their definitions.
+    """Compute the six sums of :class:`Invariants` straight from their definitions.
 
     ``q``: a square ``sympy.Matrix`` or a list of rows, with entries of any exact type (SymPy numbers or
     expressions, elements of a rational-function field).

@@ -18,7 +18,7 @@ QUANTITIES = ("signal^2", "noise", "B*")
 
 
 def _test_matrix(n: int) -> sp.Matrix:
-    """A fixed rational matrix with no symmetry (diagonal included: it must not matter)."""
+    """Return a fixed rational matrix with no symmetry (diagonal included: it must not matter)."""
     return sp.Matrix(n, n, lambda i, j: sp.Rational((3 * i + 5 * j) % 7 - 3, 1 + (i + 2 * j) % 3))
 
 
