@@ -1,4 +1,4 @@
-"""The theory claims (P1-P8, P10-P12) of ``derivations/THEORY.md``, in the order ``verify`` runs them.
+"""The theory claims (P1-P8, P10-P13) of ``derivations/THEORY.md``, in the order ``verify`` runs them.
 
 Each claim lives in its own module ``claim_p<k>_*``: evidence lines, each computing its measurement by
 a route that shares no code with the other lines beyond the model's definition (the ``measure``
@@ -19,6 +19,7 @@ from blindspot import (
     claim_p10_random_init,
     claim_p11_mlp_order,
     claim_p12_scaling,
+    claim_p13_parameter_space,
 )
 
 MODULES = (
@@ -33,6 +34,7 @@ MODULES = (
     claim_p10_random_init,
     claim_p11_mlp_order,
     claim_p12_scaling,
+    claim_p13_parameter_space,
 )
 """One module per claim: ``CLAIM``, ``LINES``, ``control``, ``Settings``, ``DEFAULT`` and ``FULL``."""
 

@@ -27,6 +27,7 @@ from blindspot import (
     claim_p10_random_init,
     claim_p11_mlp_order,
     claim_p12_scaling,
+    claim_p13_parameter_space,
     claims,
     numpy_model,
     symbolic,
@@ -49,6 +50,7 @@ SMALL = {
     claim_p12_scaling: claim_p12_scaling.Settings(
         sizes=(6, 12), samples=5000, enumerated=(5,), label_n=6, label_batch=8
     ),
+    claim_p13_parameter_space: claim_p13_parameter_space.Settings(n=8, d=4, batch=16, samples=5000),
 }
 
 
@@ -208,6 +210,9 @@ MUTATIONS = {
     ("P12", "enumerated_moments"): lambda mp, m: mp.setattr(m, "_copy_gradients", _copy_gradients_counting_masked_keys),
     ("P12", "monte_carlo_slopes"): lambda mp, m: mp.setattr(m, "draw_tokens", _sticky_draws),
     ("P12", "label_end_profile"): lambda mp, m: _wrong_jax_softmax(mp, m, "_label_gradients"),
+    # P13
+    ("P13", "autodiff_label"): "pooling=last",
+    ("P13", "monte_carlo_reconstruction"): lambda mp, m: mp.setattr(m, "draw_tokens", _sticky_draws),
     # P10
     ("P10", "autodiff_first_order"): "mlp=6",
     ("P10", "finite_difference_first_order"): "mlp=6",
