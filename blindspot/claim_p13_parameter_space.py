@@ -30,7 +30,7 @@ from blindspot import scaling
 from blindspot.claim_support import Z, rounding, sample_batch, uniform_u
 from blindspot.config import ModelConfig
 from blindspot.detectability import estimate, moments
-from blindspot.directions import family, pushforward
+from blindspot.directions import proximity_pushforward
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.model import init, mask_tokens, scores_from_query_key
 from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
@@ -53,12 +53,10 @@ BLOCK = 5000
 """Sequences per block of the Monte Carlo line (it divides ``samples``)."""
 
 
-def proximity_pushforward(params, config: ModelConfig) -> np.ndarray:
-    r"""Return the unit $\omega_K \propto P^+ K P^{+\top}$, the W that best makes the proximity kernel K from P."""
-    kernel = family("proximity", config.n, dtype=params.positional.dtype, part="whole").basis()[0]
+def unit_pushforward(params, config: ModelConfig) -> np.ndarray:
+    r"""$\omega_K$ for the model's encodings and score scale (``directions.proximity_pushforward``)."""
     scale = 1.0 if config.scores == "position" else 1.0 / math.sqrt(config.d)
-    w = np.asarray(pushforward(kernel, params.positional, scale=scale).w)
-    return w / np.linalg.norm(w)
+    return np.asarray(proximity_pushforward(params.positional, scale=scale))
 
 
 def _loss_of_w(params, config, objective, w, x, t):
@@ -94,7 +92,7 @@ def autodiff_label(settings: Settings, seed: int) -> Evidence:
     """
     config = ModelConfig(n=settings.n, d=settings.d, vocab=4, centred=True, pooling=settings.pooling)
     params, tokens, labels, _ = sample_batch(config, seed, settings.batch)
-    omega = proximity_pushforward(params, config)
+    omega = unit_pushforward(params, config)
     measured = np.asarray(_w_coordinates(params, config, "classification", tokens, labels, jnp.asarray(omega)))
     closed = label_closed_form(params, config, tokens, labels, omega)
     est = estimate(moments(jnp.asarray(closed[:, None])))
@@ -136,7 +134,7 @@ def monte_carlo_reconstruction(settings: Settings, seed: int) -> Evidence:
         n=n, d=settings.d, vocab=settings.vocab, scores="position", mask_rate=0.5, reconstruction="copy"
     )
     params = init(jax.random.key(seed), config, jnp.float64)
-    omega = proximity_pushforward(params, config)
+    omega = unit_pushforward(params, config)
     p = np.asarray(params.positional)
     exact = _exact_w_moments(p @ omega @ p.T, n, config.masked_count, settings.vocab)
     rng = np.random.default_rng([seed, n])

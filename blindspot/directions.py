@@ -526,6 +526,17 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
     return Pushforward(w, jnp.linalg.norm(residual) / jnp.linalg.norm(direction))
 
 
+def proximity_pushforward(positions: Float[Array, "n d"], *, scale: float = 1.0) -> Float[Array, "d d"]:
+    r"""Return the unit W-direction of the proximity kernel, $\omega_K = P^+ K P^{+\top} / \lVert\cdot\rVert_F$ (P13).
+
+    K is the registered ``proximity`` kernel, whole; ``scale`` is c in $S = c\, P W P^\top$ (the
+    query-key matrix that best produces K from the positional encodings, by :func:`pushforward`).
+    """
+    kernel = family("proximity", np.shape(positions)[0], dtype=jnp.result_type(positions), part="whole").basis()[0]
+    w = pushforward(kernel, positions, scale=scale).w
+    return w / jnp.linalg.norm(w)
+
+
 def _check_nonzero(name: str, array) -> None:
     """Refuse an all-zero concrete array (its direction is undefined)."""
     if not is_concrete(array):
