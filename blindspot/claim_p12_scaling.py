@@ -50,12 +50,12 @@ class Settings(NamedTuple):
     samples: int
     enumerated: tuple[int, ...] = (6, 7)
     vocab: int = 2
-    label_n: int = 32
-    label_batch: int = 512
+    label_n: int = 8
+    label_batch: int = 64
     rho: float = 0.0
 
 
-DEFAULT = Settings(sizes=(8, 16, 32), samples=20000)
+DEFAULT = Settings(sizes=(8, 32), samples=20000)
 FULL = Settings(sizes=(8, 16, 32, 64), samples=80000, enumerated=(6, 7, 8), label_n=128, label_batch=2048)
 
 

@@ -47,8 +47,8 @@ class Settings(NamedTuple):
     pooling: str = "mean"
 
 
-DEFAULT = Settings(n=16, d=8, batch=512, samples=20000)
-FULL = Settings(n=64, d=16, batch=2048, samples=80000)
+DEFAULT = Settings(n=8, d=4, batch=64, samples=20000)
+FULL = Settings(n=32, d=8, batch=1024, samples=80000)
 BLOCK = 5000
 """Sequences per block of the Monte Carlo line (it divides ``samples``)."""
 
@@ -87,8 +87,8 @@ def label_closed_form(params, config: ModelConfig, tokens, labels, omega: np.nda
 def autodiff_label(settings: Settings, seed: int) -> Evidence:
     r"""Route "autodiff": label W-gradient coordinates along $\omega_K$ (jax.grad in W) vs the rank-one closed form.
 
-    Content+position scores, centred sinusoidal encodings. The name reports the label's W-space $B^*$
-    along $\omega_K$ from the closed-form coordinates.
+    Content+position scores, centred sinusoidal encodings. The name reports the label's W-space signal
+    squared and noise along $\omega_K$, estimated from the closed-form coordinates.
     """
     config = ModelConfig(n=settings.n, d=settings.d, vocab=4, centred=True, pooling=settings.pooling)
     params, tokens, labels, _ = sample_batch(config, seed, settings.batch)
@@ -96,10 +96,10 @@ def autodiff_label(settings: Settings, seed: int) -> Evidence:
     measured = np.asarray(_w_coordinates(params, config, "classification", tokens, labels, jnp.asarray(omega)))
     closed = label_closed_form(params, config, tokens, labels, omega)
     est = estimate(moments(jnp.asarray(closed[:, None])))
-    b_star = "none (no signal)" if est.batch_star is None else f"{est.batch_star:.3g}"
     return Evidence(
         f"label, content+position, centred encodings, n={settings.n}, d={settings.d}: <grad_W L, omega_K> vs "
-        f"(n/sqrt d) h_bar^T omega_K H^T w, {settings.batch} samples (W-space B* = {b_star}) (rel. to max |closed|)",
+        f"(n/sqrt d) h_bar^T omega_K H^T w, {settings.batch} samples (W-space signal^2 = {est.signal_squared:.3g} "
+        f"+- {est.signal_squared_se:.2g}, noise {est.noise:.3g}) (rel. to max |closed|)",
         "autodiff",
         float(np.abs(measured - closed).max() / np.abs(closed).max()),
         0.0,

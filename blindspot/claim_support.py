@@ -1,4 +1,4 @@
-r"""What the claim modules ``claim_p1_*`` ... ``claim_p8_*`` share: float64, tolerances and one sampled batch.
+r"""What the claim modules ``claim_p<k>_*`` share: float64, tolerances and one sampled batch.
 
 Tolerances come from ``blindspot.tolerances`` (float64 unit roundoff times the size of the
 computation) or, for Monte Carlo estimates, from a normal bound with $Z = 4.9$ standard errors (a

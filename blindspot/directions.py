@@ -17,6 +17,7 @@ import functools
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -526,6 +527,7 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
     return Pushforward(w, jnp.linalg.norm(residual) / jnp.linalg.norm(direction))
 
 
+@partial(jax.jit, static_argnames="scale")
 def proximity_pushforward(positions: Float[Array, "n d"], *, scale: float = 1.0) -> Float[Array, "d d"]:
     r"""Return the unit W-direction of the proximity kernel, $\omega_K = P^+ K P^{+\top} / \lVert\cdot\rVert_F$ (P13).
 
