@@ -213,6 +213,27 @@ def leading_order(value, n: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
     return sp.Integer(top.degree() - bottom.degree()), sp.factor(top.LC() / bottom.LC())
 
 
+def leading_orders() -> dict:
+    r"""Exponent and coefficient of signal squared, noise and $B^*$ per family with $m = rn$, $n \to \infty$ (P12).
+
+    ``{family: {"signal^2" | "noise" | "B*": (exponent, coefficient)}}`` for ``circulant``, ``band_1`` and
+    ``proximity`` (terms in $\lambda^n$ dropped), coefficients in the symbols r, V and $\lambda$; computed in
+    the rational-function field $\mathbb Q(n, r, V, \lambda)$.
+    """
+    _, n, r, vocab, lam = sp.field("n, r, V, lambda", sp.QQ)
+    invariants = {
+        "circulant": circulant_invariants(n, 1),
+        "band_1": toeplitz_invariants(n, *band_sums(n)),
+        "proximity": toeplitz_invariants(n, *proximity_sums(n, lam, end=0)),
+    }
+    symbol = sp.Symbol("n")
+    quantities = ("signal^2", "noise", "B*")
+    return {
+        name: dict(zip(quantities, (leading_order(v, symbol) for v in detectability(q, n, r * n, vocab))))
+        for name, q in invariants.items()
+    }
+
+
 def label_band_factor(n) -> sp.Expr:
     r"""Label coordinate on ``band_1`` per unit $-(w_0 + w_{n-1})$: $\sqrt{n / (2(n^2 - 3n + 3))}$ (P4, P12).
 

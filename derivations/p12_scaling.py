@@ -63,21 +63,6 @@ def _zero_sum_circulant_projector(n: int) -> sp.Matrix:
     return total
 
 
-def _leading_orders() -> dict:
-    """Exponent and coefficient of signal^2, noise and B* per family, m = r n, in a rational-function field."""
-    field, n, r, vocab, lam = sp.field("n, r, V, lambda", sp.QQ)
-    invariants = {
-        "circulant": sc.circulant_invariants(n, 1),
-        "band_1": sc.toeplitz_invariants(n, *sc.band_sums(n)),
-        "proximity": sc.toeplitz_invariants(n, *sc.proximity_sums(n, lam, end=0)),
-    }
-    symbol = sp.Symbol("n")
-    return {
-        name: dict(zip(QUANTITIES, (sc.leading_order(v, symbol) for v in sc.detectability(q, n, r * n, vocab))))
-        for name, q in invariants.items()
-    }
-
-
 def _leading_table(orders: dict) -> str:
     rows = []
     for name in FAMILIES:
@@ -137,7 +122,7 @@ def markdown() -> str:
     n, m, vocab, r = sp.symbols("n m V r", positive=True)
     band_signal = sp.factor(sc.copy_moments(sc.toeplitz_invariants(n, *sc.band_sums(n)), n, m, vocab)[0])
     circulant_signal = sp.factor(sc.copy_moments(sc.circulant_invariants(n, 1), n, m, vocab)[0])
-    orders = _leading_orders()
+    orders = sc.leading_orders()
     expected = {"circulant": (-3, -3, 0), "band_1": (-5, -4, 1), "proximity": (-3, -4, -1)}
     for name, exponents in expected.items():
         found = tuple(int(orders[name][q][0]) for q in QUANTITIES)
