@@ -61,10 +61,10 @@ BLOCK = 1000
 def settings(small: bool = False) -> dict:
     """Sizes, samples and scales of the three panels (``small``: smoke-test sizes)."""
     if small:  # one size, and shapes shared with (a) and gradient_visibility_during_training: few compilations
-        return {"sizes": [6], "samples": 64, "d": 4, "vocab": 4, "mlp": 8, "sigma": 0.1, "rate": 0.5,
+        return {"sizes": [6], "samples": 64, "seeds": 1, "d": 4, "vocab": 4, "mlp": 8, "sigma": 0.1, "rate": 0.5,
                 "sigmas": [0.01, 1.0], "sigma_n": 6, "sigma_samples": 64, "trajectory_batch": 32}  # fmt: skip
-    return {"sizes": [8, 16, 32, 64], "samples": 8000, "d": 8, "vocab": 4, "mlp": 32, "sigma": 0.1, "rate": 0.5,
-            "sigmas": [float(s) for s in np.logspace(-3, 0, 7)], "sigma_n": 16, "sigma_samples": 4000,
+    return {"sizes": [8, 16, 32, 64], "samples": 8000, "seeds": 3, "d": 8, "vocab": 4, "mlp": 32, "sigma": 0.1,
+            "rate": 0.5, "sigmas": [float(s) for s in np.logspace(-3, 0, 7)], "sigma_n": 16, "sigma_samples": 4000,
             "trajectory_batch": 256}  # fmt: skip
 
 
@@ -111,18 +111,22 @@ def _with_scale(params, sigma: float):
 
 
 def scaling_panel(s: dict) -> np.ndarray:
-    """Panel (a): estimates of shape (model, init, objective, size, family, quantity)."""
-    out = np.zeros((len(MODELS), len(INITS), len(OBJECTIVES), len(s["sizes"]), len(FAMILIES), len(QUANTITIES)))
+    """Panel (a): estimates of shape (model, init, objective, seed, size, family, quantity).
+
+    Each seed draws the parameters once (the same embeddings, values and heads for every n) and fresh data.
+    """
+    shape = (len(MODELS), len(INITS), len(OBJECTIVES), s["seeds"], len(s["sizes"]), len(FAMILIES), len(QUANTITIES))
+    out = np.zeros(shape)
     for a, model in enumerate(MODELS):
-        for i, n in enumerate(s["sizes"]):
+        for seed, (i, n) in [(seed, size) for seed in range(s["seeds"]) for size in enumerate(s["sizes"])]:
             config = model_config(s, model, n)
-            params = init(jax.random.key(n), config)
-            tokens, labels, masks = _batch(config, s["samples"], jax.random.key(1000 + n))
+            params = init(jax.random.key(seed), config)
+            tokens, labels, masks = _batch(config, s["samples"], jax.random.key(1000 * (seed + 1) + n))
             for b, scale in enumerate((0.0, s["sigma"])):
                 state = _with_scale(params, scale)
                 for c, target in enumerate((labels, masks)):
-                    out[a, b, c, i] = family_estimates(state, config, OBJECTIVES[c], tokens, target)
-            print(f"{NAME}: (a) {model} n={n} done", flush=True)
+                    out[a, b, c, seed, i] = family_estimates(state, config, OBJECTIVES[c], tokens, target)
+        print(f"{NAME}: (a) {model} done", flush=True)
     return out
 
 
@@ -204,20 +208,32 @@ def compute(small: bool = False, root=None) -> None:
     )
 
 
-def closed_form_batch_star(s: dict, name: str, sizes) -> np.ndarray:
-    """P12: exact B* of the copy readout with i.i.d. tokens at each n (``blindspot.scaling``)."""
+def closed_form_estimates(s: dict, sizes) -> np.ndarray:
+    """P12: exact signal squared, noise and B* of the copy readout with i.i.d. tokens, shape (size, family, 3)."""
     lam = float(np.exp(-1.0 / directions.PROXIMITY_LENGTH))
     out = []
-    for n in sizes:
-        m = model_config(s, "plain", int(n)).masked_count
-        out.append(float(scaling.detectability(scaling.family_invariants(name, int(n), lam), int(n), m, s["vocab"])[2]))
+    for n in (int(x) for x in sizes):
+        m = model_config(s, "plain", n).masked_count
+        rows = [scaling.detectability(scaling.family_invariants(name, n, lam), n, m, s["vocab"]) for name in FAMILIES]
+        out.append([[float(v) for v in row] for row in rows])
     return np.array(out)
 
 
-def seed_median(values: np.ndarray) -> np.ndarray:
-    """Median over seeds (axis 0) of the finite values; NaN where no seed has one (no signal)."""
-    finite = np.isfinite(values)
-    return np.array([np.median(col[ok]) if ok.any() else np.nan for col, ok in zip(values.T, finite.T)])
+def seed_median(values: np.ndarray, missing: float = np.inf) -> np.ndarray:
+    """Median over seeds (axis 0), a missing value (NaN) counting as ``missing``.
+
+    For B* a missing value is "no signal", an infinite batch (the default); with ``missing=nan`` the
+    median is over the seeds that have a value (NaN where none has).
+    """
+    values = np.asarray(values, dtype=float)
+    if np.isnan(missing):
+        finite = np.isfinite(values)
+        cols = [
+            np.median(c[ok]) if ok.any() else np.nan
+            for c, ok in zip(values.reshape(len(values), -1).T, finite.reshape(len(values), -1).T)
+        ]
+        return np.array(cols).reshape(values.shape[1:])
+    return np.median(np.where(np.isnan(values), missing, values), axis=0)
 
 
 def fitted_slopes(sizes, values) -> np.ndarray:
@@ -229,6 +245,15 @@ def fitted_slopes(sizes, values) -> np.ndarray:
     y = np.log(np.where(moved > 0, moved, np.nan))
     dx = x - x.mean()
     return np.sum(dx * (y - y.mean(axis=-1, keepdims=True)), axis=-1) / np.sum(dx**2)
+
+
+def _log_scale(ax, values, *, x: bool) -> None:
+    """Logarithmic y (and x) axes when the plotted ``values`` hold a positive finite point (a smoke run may not)."""
+    values = np.asarray(values, dtype=float)
+    if np.any(np.isfinite(values) & (values > 0)):
+        ax.set_yscale("log")
+        if x:
+            ax.set_xscale("log")
 
 
 COLORS = {
@@ -249,14 +274,15 @@ def _plot_scaling(axes, s: dict, f: dict) -> None:
             style = "-o" if init_ == "zero" else ":s"
             ax.plot(
                 f["sizes"],
-                f["estimates"][a, b, c, :, k, 2],
+                seed_median(f["estimates"][a, b, c, :, :, k, 2]),
                 style,
                 color=COLORS[(objective, model)],
                 label=label,
                 markersize=3,
             )
-        ax.plot(f["sizes"], closed_form_batch_star(s, name, f["sizes"]), "k--", label="P12 exact (rec. plain, W 0)")
-        ax.set(xscale="log", yscale="log", xlabel="sequence length n", ylabel="B* = noise / signal^2")
+        ax.plot(f["sizes"], closed_form_estimates(s, f["sizes"])[:, k, 2], "k--", label="P12 exact (rec. plain, W 0)")
+        ax.set(xlabel="sequence length n", ylabel="B* = noise / signal^2")
+        _log_scale(ax, [seed_median(f["estimates"][a, b, c, :, :, k, 2]) for a, b, c in cells], x=True)
         ax.set_title(f"(a) {name}: batch size at which the mean gradient sees it")
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=6)
@@ -269,7 +295,8 @@ def _plot_sigma(ax, f: dict) -> None:
     ax.plot(sig, sig * float(f["kappa_signal"]), "k--", label="label, P10: sigma ||E kappa||")
     ax.plot(sig, f["signal"][:, 1], "-o", color="tab:orange", label="reconstruction, copy (measured)", markersize=3)
     ax.axhline(float(f["copy_exact"]), color="tab:orange", linestyle=":", label="reconstruction at sigma = 0 (P12)")
-    ax.set(xscale="log", yscale="log", xlabel="score scale sigma (S = sigma S~)", ylabel="signal ||E c|| on circulants")
+    ax.set(xlabel="score scale sigma (S = sigma S~)", ylabel="signal ||E c|| on circulants")
+    _log_scale(ax, f["signal"], x=True)
     ax.set_title("(b) plain model: signal on the zero-sum circulants")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6)
@@ -279,11 +306,12 @@ def _plot_trajectory(axes, f: dict, spt_steps: int) -> None:
     """Panel (c): proximity B* along training, label and reconstruction loss, both arms."""
     colors = {"supervised": "tab:blue", "spt": "tab:orange"}
     for c, (ax, objective) in enumerate(zip(axes, OBJECTIVES)):
-        for arm in ARMS:
-            median = seed_median(f[f"{arm}/values"][:, :, c, 2])
+        medians = [seed_median(f[f"{arm}/values"][:, :, c, 2]) for arm in ARMS]
+        for arm, median in zip(ARMS, medians):
             ax.plot(f[f"{arm}/steps"], median, "-o", color=colors[arm], label=arm, markersize=3)
         ax.axvline(spt_steps, color="grey", linestyle=":", linewidth=1, label="SPT arm: switch to labels")
-        ax.set(yscale="log", xlabel="optimiser step", ylabel="B* of the proximity kernel (median over seeds)")
+        ax.set(xlabel="optimiser step", ylabel="B* of the proximity kernel (median over seeds)")
+        _log_scale(ax, medians, x=False)
         ax.set_title(f"(c) synthetic task, {'label' if objective == 'classification' else 'reconstruction'} loss")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6)
