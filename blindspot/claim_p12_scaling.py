@@ -56,7 +56,7 @@ class Settings(NamedTuple):
 
 
 DEFAULT = Settings(sizes=(8, 32), samples=20000)
-FULL = Settings(sizes=(8, 16, 32, 64), samples=80000, enumerated=(6, 7, 8), label_n=128, label_batch=2048)
+FULL = Settings(sizes=(8, 16, 32), samples=40000, enumerated=(6, 7, 8), label_n=64, label_batch=1024)
 
 
 def _config(n: int, vocab: int) -> ModelConfig:
