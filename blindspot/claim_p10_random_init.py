@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from blindspot import symbolic
-from blindspot.claim_support import F64, circulant_profile, rounding, sample_batch
+from blindspot.claim_support import F64, circulant_profile, rounding, sample_batch, uniform_u
 from blindspot.config import ModelConfig
 from blindspot.data import lag_agreement
 from blindspot.detectability import estimate, moments
@@ -46,32 +46,6 @@ r"""Central-difference step $h = \epsilon^{1/3}$: truncation $O(h^2)$ and roundi
 def _config(settings: Settings) -> ModelConfig:
     r"""Content+position scores; ``qk_init="random"`` at unit scale gives the direction $\tilde S$."""
     return ModelConfig(n=settings.n, d=4, vocab=4, mlp=settings.mlp, qk_init="random", qk_init_scale=1.0)
-
-
-def uniform_u(params, config: ModelConfig, tokens, labels) -> np.ndarray:
-    r"""Numpy: $u_j = \frac1n v_j \cdot \partial L / \partial o$ at uniform attention, one row per sample.
-
-    At $S = 0$ every $o_i = \bar v$, and mean pooling gives $\partial L / \partial o_i =
-    \frac1n J_\phi(\bar v)^\top W_c (p - e_y)$, $p$ the class probabilities ($J_\phi$: the MLP's Jacobian).
-    """
-    e, p = np.asarray(params.token_embedding), np.asarray(params.positional)
-    wv, wc, bc = np.asarray(params.value), np.asarray(params.classifier.weight), np.asarray(params.classifier.bias)
-    rows = []
-    for x, y in zip(np.asarray(tokens), np.asarray(labels)):
-        v = (e[x] + p) @ wv
-        o = v.mean(axis=0)
-        if params.mlp is None:
-            z = o
-        else:
-            w1, b1, w2, b2 = (np.asarray(t) for t in params.mlp)
-            hidden = np.tanh(o @ w1 + b1)
-            z = hidden @ w2 + b2
-        logits = z @ wc + bc
-        prob = np.exp(logits - logits.max())
-        grad_z = wc @ (prob / prob.sum() - np.eye(bc.shape[0])[y])
-        grad_o = grad_z if params.mlp is None else ((grad_z @ w2.T) * (1.0 - hidden**2)) @ w1.T
-        rows.append(v @ grad_o / config.n)
-    return np.stack(rows)
 
 
 def closed_form(unit_scores, u) -> np.ndarray:

@@ -1,4 +1,4 @@
-r"""What the claim modules ``claim_p1_*`` ... ``claim_p8_*`` share: float64, tolerances and one sampled batch.
+r"""What the claim modules ``claim_p<k>_*`` share: float64, tolerances and one sampled batch.
 
 Tolerances come from ``blindspot.tolerances`` (float64 unit roundoff times the size of the
 computation) or, for Monte Carlo estimates, from a normal bound with $Z = 4.9$ standard errors (a
@@ -51,3 +51,29 @@ def circulant_profile(x) -> np.ndarray:
     lag = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
     sums = np.stack([x[..., lag == k].sum(-1) for k in range(n)], axis=-1) / math.sqrt(n)
     return sums - sums.mean(-1, keepdims=True)
+
+
+def uniform_u(params, config: ModelConfig, tokens, labels) -> np.ndarray:
+    r"""Numpy: $u_j = \frac1n v_j \cdot \partial L / \partial o$ at uniform attention, one row per sample.
+
+    At $S = 0$ every $o_i = \bar v$, and mean pooling gives $\partial L / \partial o_i =
+    \frac1n J_\phi(\bar v)^\top W_c (p - e_y)$, $p$ the class probabilities ($J_\phi$: the MLP's Jacobian).
+    """
+    e, p = np.asarray(params.token_embedding), np.asarray(params.positional)
+    wv, wc, bc = np.asarray(params.value), np.asarray(params.classifier.weight), np.asarray(params.classifier.bias)
+    rows = []
+    for x, y in zip(np.asarray(tokens), np.asarray(labels)):
+        v = (e[x] + p) @ wv
+        o = v.mean(axis=0)
+        if params.mlp is None:
+            z = o
+        else:
+            w1, b1, w2, b2 = (np.asarray(t) for t in params.mlp)
+            hidden = np.tanh(o @ w1 + b1)
+            z = hidden @ w2 + b2
+        logits = z @ wc + bc
+        prob = np.exp(logits - logits.max())
+        grad_z = wc @ (prob / prob.sum() - np.eye(bc.shape[0])[y])
+        grad_o = grad_z if params.mlp is None else ((grad_z @ w2.T) * (1.0 - hidden**2)) @ w1.T
+        rows.append(v @ grad_o / config.n)
+    return np.stack(rows)

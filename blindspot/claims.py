@@ -1,4 +1,4 @@
-"""The theory claims (P1-P8, P10, P11) of ``derivations/THEORY.md``, in the order ``verify`` runs them.
+"""The theory claims (P1-P8, P10-P13) of ``derivations/THEORY.md``, in the order ``verify`` runs them.
 
 Each claim lives in its own module ``claim_p<k>_*``: evidence lines, each computing its measurement by
 a route that shares no code with the other lines beyond the model's definition (the ``measure``
@@ -18,6 +18,8 @@ from blindspot import (
     claim_p8_parameter_alignment,
     claim_p10_random_init,
     claim_p11_mlp_order,
+    claim_p12_scaling,
+    claim_p13_parameter_space,
 )
 
 MODULES = (
@@ -31,6 +33,8 @@ MODULES = (
     claim_p8_parameter_alignment,
     claim_p10_random_init,
     claim_p11_mlp_order,
+    claim_p12_scaling,
+    claim_p13_parameter_space,
 )
 """One module per claim: ``CLAIM``, ``LINES``, ``control``, ``Settings``, ``DEFAULT`` and ``FULL``."""
 

@@ -17,6 +17,7 @@ import functools
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -542,6 +543,39 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
     w = pinv @ direction @ pinv.T / scale
     residual = direction - scale * encodings @ w @ encodings.T
     return Pushforward(w, jnp.linalg.norm(residual) / jnp.linalg.norm(direction))
+
+
+def _apply_proximity(x: Float[Array, "n d"], length: float) -> Float[Array, "n d"]:
+    r"""Return $K X$ for the unit proximity kernel $K \propto \lambda^{|i-j|}$, $\lambda = e^{-1/l}$, in $O(n d)$.
+
+    Notes
+    -----
+    $\sum_j \lambda^{|i-j|} x_j = f_i + b_i - x_i$ with the recursions $f_i = x_i + \lambda f_{i-1}$ and
+    $b_i = x_i + \lambda b_{i+1}$; the unit kernel is that times its diagonal weight (``_proximity_weights``).
+    """
+    lam = jnp.exp(-1.0 / length).astype(x.dtype)
+
+    def step(carry, row):
+        carry = row + lam * carry
+        return carry, carry
+
+    zero = jnp.zeros_like(x[0])
+    forward = jax.lax.scan(step, zero, x)[1]
+    backward = jax.lax.scan(step, zero, x, reverse=True)[1]
+    return (forward + backward - x) * _proximity_weights(x.shape[0], length, x.dtype)[x.shape[0] - 1]
+
+
+@partial(jax.jit, static_argnames="scale")
+def proximity_pushforward(positions: Float[Array, "n d"], *, scale: float = 1.0) -> Float[Array, "d d"]:
+    r"""Return the unit W-direction of the proximity kernel, $\omega_K = P^+ K P^{+\top} / \lVert\cdot\rVert_F$ (P13).
+
+    K is the registered ``proximity`` kernel, whole; ``scale`` is c in $S = c\, P W P^\top$: $P^+ K P^{+\top}/c$
+    is the query-key matrix that best produces K from the positional encodings (:func:`pushforward`). K is
+    applied by recursions, never formed: $O(n d^2)$ time and $O(n d)$ memory.
+    """
+    pinv = jnp.linalg.pinv(positions)
+    w = pinv @ _apply_proximity(pinv.T, PROXIMITY_LENGTH) / scale
+    return w / jnp.linalg.norm(w)
 
 
 def _check_nonzero(name: str, array) -> None:

@@ -25,6 +25,7 @@ from blindspot import (
     first_order,
     hook_analysis,
     jacobian,
+    output_view,
     streamed,
     taylor,
     transformer_probe,
@@ -129,7 +130,16 @@ FIGURES = """reported figures (per objective):
   parameter_space      grad_rank: rank of the b per-sample gradients w.r.t. the query-key matrix W;
                        positional_identity_cosine: cosine of the mean W-gradient with the positional
                        identity P^+ P / ||P^+ P||_F (P8); 0 when the mean W-gradient is zero to rounding
-                       (below grad_rank_tolerance = eps * max(b, d^2) * max(sigma_1, max_b c ||H_b||^2 ||G_b||))"""
+                       (below grad_rank_tolerance = eps * max(b, d^2) * max(sigma_1, max_b c ||H_b||^2 ||G_b||));
+                       proximity_pushforward: the detectability figures above (signal_squared, its s.e.,
+                       signal, noise, batch_star, share, count) of the per-sample W-gradients, the gradient the
+                       optimiser receives, along the unit omega = P^+ K P^+T / ||.||_F: the W that best turns
+                       the positional encodings into the proximity kernel K (S = c P W P^T, c = 1/sqrt(d) for
+                       content+position scores). Sample b reads its score gradient along c H_b omega H_b^T,
+                       so with content+position scores the tokens enter; share is relative to the whole mean
+                       W-gradient; a mean below grad_rank_tolerance counts as no signal. At W = 0 without an
+                       MLP the label W-gradient is rank one (P5, P13): exactly zero for position-only scores
+                       with centred encodings (batch_star null), non-zero otherwise (null with --batch 1)"""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -490,7 +500,19 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: fir
         "mean_grad_norm": float(jnp.linalg.norm(w_mean)),
         "mean_grad_is_zero": w_zero,
         "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
+        "proximity_pushforward": _pushforward_detectability(params, config, w_grads, w_rank.tolerance),
     }
+
+
+def _pushforward_detectability(params, config, w_grads, resolution: float) -> dict | None:
+    r"""Return the detectability of the per-sample W-gradients along the proximity pushforward $\omega_K$ (P13)."""
+    if w_grads.shape[0] < 2:
+        return None
+    omega = directions.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
+    flat = w_grads.reshape(w_grads.shape[0], -1)
+    along = detectability.estimate(detectability.moments(flat @ omega.reshape(-1, 1)), resolution=resolution)
+    whole = detectability.estimate(detectability.moments(flat, covariance=False))
+    return {**along._asdict(), "share": detectability.share(along, whole)}
 
 
 def _rank_entries(first: first_order.FirstOrder, n: int) -> dict:

@@ -1,4 +1,4 @@
-"""``python -m blindspot.verify``: reproduce the theory claims (P1-P8, P10, P11) one by one.
+"""``python -m blindspot.verify``: reproduce the theory claims (P1-P8, P10-P13) one by one.
 
 Each claim reports two or more independent lines of evidence (a SymPy result evaluated in
 float64, an autodiff measurement, a closed-form fast path) and a negative control that must
@@ -25,7 +25,7 @@ seed + 1000), and every one must stay a signed 64-bit integer for ``jax.random.k
 def _parser(ids: list[str]) -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
-        description="Reproduce the theory claims (P1-P8, P10, P11) of blindspot (derivations/THEORY.md), in float64, "
+        description="Reproduce the theory claims (P1-P8, P10-P13) of blindspot (derivations/THEORY.md), in float64, "
         "one by one. Exit status: 0 when every selected claim passes, 1 when one fails, 2 for a bad option.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

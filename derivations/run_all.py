@@ -18,6 +18,8 @@ SCRIPTS = (
     "p6_reconstruction_sees",
     "p7_curvature",
     "p10_random_init",
+    "p11_mlp_order",
+    "p12_scaling",
 )
 
 

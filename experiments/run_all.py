@@ -33,6 +33,7 @@ FIGURES = (
     "taylor_profiles",
     "restricted_hessian",
     "gradient_visibility_during_training",
+    "detectability",
 )
 
 

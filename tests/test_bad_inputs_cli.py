@@ -103,7 +103,7 @@ VERIFY = [
     (["--seed", str(2**64)], f"--seed must be an integer in [0, {VERIFY_SEED_HIGH}], got {2**64}"),
     (["--seed", str(2**62)], f"--seed must be an integer in [0, {VERIFY_SEED_HIGH}], got {2**62}"),
     (["--seed", "x"], "argument --seed: expected an integer, got 'x'"),
-    (["--claim", "P9"], "--claim must be one of {P1, P2, P3, P4, P5, P6, P7, P8, P10, P11}, got 'P9'"),
+    (["--claim", "P9"], "--claim must be one of {P1, P2, P3, P4, P5, P6, P7, P8, P10, P11, P12, P13}, got 'P9'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ]
 JSON_TARGETS = [

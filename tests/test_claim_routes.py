@@ -26,6 +26,8 @@ from blindspot import (
     claim_p8_parameter_alignment,
     claim_p10_random_init,
     claim_p11_mlp_order,
+    claim_p12_scaling,
+    claim_p13_parameter_space,
     claims,
     numpy_model,
     symbolic,
@@ -45,6 +47,10 @@ SMALL = {
     claim_p8_parameter_alignment: claim_p8_parameter_alignment.Settings(n=16, d=8, samples=2000, rhos_sampled=(0.8,)),
     claim_p10_random_init: claim_p10_random_init.Settings(n=4, batch=8),
     claim_p11_mlp_order: claim_p11_mlp_order.Settings(n=4, batch=4),
+    claim_p12_scaling: claim_p12_scaling.Settings(
+        sizes=(6, 12), samples=5000, enumerated=(5,), label_n=6, label_batch=8
+    ),
+    claim_p13_parameter_space: claim_p13_parameter_space.Settings(n=8, d=4, batch=16, samples=5000),
 }
 
 
@@ -120,6 +126,23 @@ def _iid_markov_tokens(key, batch, n, vocab, rho):
     return iid_tokens(key, batch, n, vocab)
 
 
+def _sticky_draws(rng, samples, n, vocab):
+    """Numpy sticky-chain tokens (keep the previous token with probability 0.8), whatever the line asks for."""
+    fresh = rng.integers(0, vocab, (samples, n), dtype=np.int32)
+    keep = rng.random((samples, n)) < 0.8
+    keep[:, 0] = False
+    last = np.maximum.accumulate(np.where(keep, 0, np.arange(n)), axis=1)
+    return np.take_along_axis(fresh, last, axis=1)
+
+
+def _copy_gradients_counting_masked_keys(tokens, masks):
+    """Numpy copy readout whose masked keys still show their token (MASK never matches in the model)."""
+    n = tokens.shape[1]
+    hits = masks[:, :, None] & (tokens[:, :, None] == tokens[:, None, :]) & ~np.eye(n, dtype=bool)
+    w = -hits.astype(float) / masks.sum(axis=1)[:, None, None]
+    return (w - w.mean(axis=2, keepdims=True)) / n
+
+
 def _perturbed_band_fraction(original):
     def wrong(n=None, k=None):
         return original(n, k) * (1 + sp.Rational(1, 1000))
@@ -183,6 +206,13 @@ MUTATIONS = {
     # P11: a first-layer bias brings a second-order term that the closed form does not have
     ("P11", "autodiff_orders"): "bias=1",
     ("P11", "fast_path_orders"): lambda mp, m: mp.setattr(m, "uniform_score_factors", _row_weighted_score_factors(m)),
+    # P12
+    ("P12", "enumerated_moments"): lambda mp, m: mp.setattr(m, "_copy_gradients", _copy_gradients_counting_masked_keys),
+    ("P12", "monte_carlo_slopes"): lambda mp, m: mp.setattr(m, "draw_tokens", _sticky_draws),
+    ("P12", "label_end_profile"): lambda mp, m: _wrong_jax_softmax(mp, m, "_label_gradients"),
+    # P13
+    ("P13", "autodiff_label"): "pooling=last",
+    ("P13", "monte_carlo_reconstruction"): lambda mp, m: mp.setattr(m, "draw_tokens", _sticky_draws),
     # P10
     ("P10", "autodiff_first_order"): "mlp=6",
     ("P10", "finite_difference_first_order"): "mlp=6",

@@ -176,6 +176,19 @@ def test_pushforward_is_least_squares(seed):
     )
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proximity_pushforward_is_the_normalised_least_squares_w_of_the_dense_kernel(seed):
+    """P13: the recursions give lstsq(c P (x) P, K) / norm, K = exp(-|i - j| / l) / ||.||_F built densely here."""
+    n, d = 9, 4
+    p = np.random.default_rng(seed).normal(size=(n, d))
+    lag = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    kernel = np.exp(-lag / directions.PROXIMITY_LENGTH)
+    w_ref, *_ = np.linalg.lstsq(0.5 * np.kron(p, p), (kernel / np.linalg.norm(kernel)).reshape(-1), rcond=None)
+    got = directions.proximity_pushforward(jnp.asarray(p), scale=0.5)
+    expected = w_ref.reshape(d, d) / np.linalg.norm(w_ref)
+    np.testing.assert_allclose(got, expected, atol=10 * close_tolerance(p.dtype, n * n))
+
+
 def test_positional_identity_gives_toeplitz_scores_for_sinusoidal():
     n, d = 12, 6
     p = positional_encoding(jax.random.key(0), n, d)

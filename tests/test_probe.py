@@ -289,6 +289,21 @@ def test_detectability_against_dense_gradients_and_a_pairwise_estimate(tmp_path,
                 assert got["share"] is None
             else:
                 assert got["share"] == pytest.approx(np.sqrt(max(pairs, 0.0) / whole), rel=1e3 * TOL), (objective, name)
+        _check_pushforward_detectability(report[objective], params, config, objective, tokens, target)
+
+
+def _check_pushforward_detectability(entry, params, config, objective, tokens, target):
+    """W-space figures vs jax.grad W-gradients along a numpy pseudo-inverse pushforward of the kernel (P13)."""
+    p = np.asarray(params.positional)
+    lag = np.abs(np.arange(config.n)[:, None] - np.arange(config.n)[None, :])
+    omega = np.linalg.pinv(p) @ np.exp(-lag / directions.PROXIMITY_LENGTH) @ np.linalg.pinv(p).T
+    grads = np.asarray(jacobian.query_key_gradients(params, config, objective, tokens, target))
+    c = grads.reshape(grads.shape[0], -1) @ (omega / np.linalg.norm(omega)).ravel()
+    b = c.shape[0]
+    got = entry["parameter_space"]["proximity_pushforward"]
+    assert got["count"] == b and got["noise"] == pytest.approx(np.var(c, ddof=1), rel=1e3 * TOL), objective
+    pairs = (c.sum() ** 2 - np.sum(c**2)) / (b * (b - 1))
+    assert got["signal_squared"] == pytest.approx(pairs, rel=1e3 * TOL, abs=1e3 * TOL * np.var(c)), objective
 
 
 def test_a_span_saturated_by_the_batch_is_flagged_with_the_batch_needed(tmp_path, capsys):
@@ -301,3 +316,12 @@ def test_a_span_saturated_by_the_batch_is_flagged_with_the_batch_needed(tmp_path
     large = _report(tmp_path, "--n", "4", "--d", "4", "--batch", "40", "--mask-rate", "0.5", "--taylor-order", "0")
     assert large["objectives"]["reconstruction"]["span_rank"] == 12  # n(n-1): the whole non-gauge space
     assert not large["objectives"]["reconstruction"]["span_saturated"]
+
+
+def test_proximity_pushforward_of_centred_position_only_label_gradients_has_no_signal(tmp_path):
+    """P5: with position-only scores and centred encodings every label W-gradient is zero at W = 0."""
+    options = ["--n", "8", "--d", "4", "--batch", "12", "--taylor-order", "0", "--scores", "position", "--centred"]
+    objectives = _report(tmp_path, *options)["objectives"]
+    label = objectives["classification"]["parameter_space"]["proximity_pushforward"]
+    assert label["signal_squared"] == 0.0 and label["batch_star"] is None and label["share"] is None
+    assert objectives["reconstruction"]["parameter_space"]["proximity_pushforward"]["batch_star"] is not None

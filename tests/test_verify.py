@@ -21,7 +21,7 @@ def report(tmp_path_factory):
 def test_every_claim_passes_at_default_size_with_two_evidence_lines_and_a_failing_control(report):
     status, data, timings = report
     assert status == 0 and data["passed"] is True
-    assert [c["id"] for c in data["claims"]] == [*(f"P{k}" for k in range(1, 9)), "P10", "P11"]
+    assert [c["id"] for c in data["claims"]] == [*(f"P{k}" for k in range(1, 9)), "P10", "P11", "P12", "P13"]
     for claim in data["claims"]:
         assert claim["passed"], claim["id"]
         assert len(claim["evidence"]) >= 2 and all(e["passed"] for e in claim["evidence"])
@@ -125,4 +125,5 @@ def _cli(*args):
 def test_list_names_every_claim():
     out = _cli("--list")
     assert out.returncode == 0
-    assert [line.split()[0] for line in out.stdout.splitlines()] == [*(f"P{k}" for k in range(1, 9)), "P10", "P11"]
+    ids = [*(f"P{k}" for k in range(1, 9)), "P10", "P11", "P12", "P13"]
+    assert [line.split()[0] for line in out.stdout.splitlines()] == ids
