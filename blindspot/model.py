@@ -33,7 +33,7 @@ from blindspot.checks import (
     check_shape,
 )
 from blindspot.config import ModelConfig, check_config
-from blindspot.positional import positional_encoding
+from blindspot.positional import neighbours, positional_encoding
 
 
 class MLP(NamedTuple):
@@ -71,7 +71,8 @@ class Params(NamedTuple):
 def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
     r"""Draw parameters for ``config`` from ``key`` (default dtype: JAX's default float).
 
-    Embeddings are $N(0, 1)$; value, MLP and head weights $N(0, 1/\text{fan-in})$, biases 0.
+    Token embeddings are $N(0, s^2)$ (``config.embedding_scale``, default 1); value, MLP and head
+    weights $N(0, 1/\text{fan-in})$, biases 0.
     Query-key: ``"zero"`` gives $W = 0$ (in factored form $W_K = 0$, $W_Q$ random, so the first
     gradient step is not stuck at a saddle); ``"random"`` gives entries of $W$ with variance
     $s^2/d$ (factored: $W_Q, W_K$ entries with variance $s/(d\sqrt r)$ each, same score scale).
@@ -101,7 +102,7 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
             normal(keys[4], (d, h), 1.0 / d), jnp.zeros(h, dtype), normal(keys[5], (h, d), 1.0 / h), jnp.zeros(d, dtype)
         )
     return Params(
-        token_embedding=normal(keys[0], (v + 1, d), 1.0),
+        token_embedding=normal(keys[0], (v + 1, d), config.embedding_scale**2),
         positional=positional_encoding(keys[1], n, d, config.positional, centred=config.centred, dtype=dtype),
         query_key=qk,
         value=normal(keys[6], (d, d), 1.0 / d),
@@ -190,8 +191,9 @@ def scores_from_query_key(
 ) -> Float[Array, "n n"]:
     r"""Scores for a given query-key matrix $W$ (the parameter view of P5, P8).
 
-    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$. ``tokens``
-    are input ids in ``[0, V]`` (``V`` = MASK for masked inputs).
+    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$; plus the
+    fixed bias $c N$ when ``config.proximity_bias`` $= c > 0$. ``tokens`` are input ids in ``[0, V]``
+    (``V`` = MASK for masked inputs).
     """
     check_params(params, config)
     check_array("w", w, (config.d, config.d))
@@ -202,9 +204,13 @@ def scores_from_query_key(
 def _scores_from_query_key(w, params, config, tokens):
     if config.scores == "position":
         p = positions(params)
-        return jnp.einsum("nd,de,me->nm", p, w, p)
-    h = _embed(params, tokens)
-    return jnp.einsum("nd,de,me->nm", h, w, h) / math.sqrt(config.d)
+        s = jnp.einsum("nd,de,me->nm", p, w, p)
+    else:
+        h = _embed(params, tokens)
+        s = jnp.einsum("nd,de,me->nm", h, w, h) / math.sqrt(config.d)
+    if config.proximity_bias:
+        s = s + config.proximity_bias * jnp.asarray(neighbours(config.n, width=config.image_width), s.dtype)
+    return s
 
 
 def scores(params: Params, config: ModelConfig, tokens: Int[Array, " n"]) -> Float[Array, "n n"]:

@@ -6,6 +6,10 @@ cross-entropy; self-pretraining (SPT) runs ``spt_steps`` steps of masked reconst
 *training sequences themselves* (labels unused) and then ``total_steps - spt_steps`` steps of
 label cross-entropy, with a fresh optimiser state. Several seeds train at once (``vmap``), the
 steps between two evaluations run as one jitted ``lax.scan``.
+
+The pieces are public for the ablation arms (``blindspot.ablation``): ``start`` initialises and
+evaluates, ``advance`` runs one ``Phase`` (optionally with frozen fields), ``with_params`` swaps
+the parameters between phases, ``history`` collects the evaluations.
 """
 
 import dataclasses
@@ -23,7 +27,7 @@ from blindspot.checks import check_bool, check_callable, check_choice, check_flo
 from blindspot.config import ModelConfig, check_config
 from blindspot.data import sample_masks
 from blindspot.model import Params, check_params, init, scores
-from blindspot.objectives import accuracy, classification_loss, reconstruction_loss
+from blindspot.objectives import OBJECTIVES, accuracy, classification_loss, reconstruction_loss
 from blindspot.proximity import proximity_index
 
 ARMS = ("supervised", "spt")
@@ -55,15 +59,30 @@ class TrainSettings(NamedTuple):
     radius: int = 1
 
 
+class Phase(NamedTuple):
+    """A stretch of ``steps`` optimiser steps on one objective, from a fresh optimiser state.
+
+    ``frozen`` names ``Params`` fields held fixed (their updates are zero, weight decay included).
+    """
+
+    objective: str
+    steps: int
+    frozen: tuple[str, ...] = ()
+
+
 class History(NamedTuple):
     """Evaluations along training, one row per seed.
 
     ``steps``: optimiser steps done at each evaluation (0 = initialisation);
     ``phase``: 0 for reconstruction (SPT), 1 for label training; ``train_loss``: mean training
-    loss of the ``eval_every`` steps before each evaluation after the first (``steps[1:]``: no
-    training loss exists at initialisation, so none is recorded); ``attention``: mean
-    attention map over the evaluation sequences at the end of training, per seed; ``params``:
-    with ``keep_params``, the parameters (leading axis: seed) at every evaluation, else ``None``.
+    loss (of the phase's objective) of the ``eval_every`` steps before each evaluation after the
+    first (``steps[1:]``: no training loss exists at initialisation, so none is recorded);
+    ``attention``: mean attention map over the evaluation sequences at the end of training, per
+    seed; ``params``: with ``keep_params``, the parameters (leading axis: seed) at every evaluation,
+    else ``None``. ``train_accuracy``, ``train_label_loss`` and ``test_label_loss``: accuracy and
+    label cross-entropy on the first ``eval_size`` training and test sequences at every evaluation
+    (``None`` in data stored before they were recorded); ``proximity_2d``: the 2-D proximity index
+    (``config.image_width`` set), else ``None``.
     """
 
     steps: Int[np.ndarray, " t"]
@@ -74,13 +93,21 @@ class History(NamedTuple):
     attention: Float[np.ndarray, "s n n"]
     seconds: float
     params: list[Params] | None = None
+    train_accuracy: Float[np.ndarray, "s t"] | None = None
+    train_label_loss: Float[np.ndarray, "s t"] | None = None
+    test_label_loss: Float[np.ndarray, "s t"] | None = None
+    proximity_2d: Float[np.ndarray, "s t"] | None = None
 
 
 def check_settings(settings: TrainSettings, arm: str) -> None:
-    """Refuse inconsistent settings (one-line ``ValueError``)."""
+    """Refuse inconsistent settings or an unknown P9 arm (one-line ``ValueError``)."""
+    _check_settings_values(settings)
+    check_choice("arm", arm, ARMS)
+
+
+def _check_settings_values(settings: TrainSettings) -> None:
     if not isinstance(settings, TrainSettings):
         raise ValueError(f"settings must be a TrainSettings, got {type(settings).__name__}")
-    check_choice("arm", arm, ARMS)
     check_int("total_steps", settings.total_steps, 1)
     check_int("eval_every", settings.eval_every, 1, settings.total_steps)
     check_int("spt_steps", settings.spt_steps, 0, settings.total_steps - 1)
@@ -96,20 +123,30 @@ def check_settings(settings: TrainSettings, arm: str) -> None:
         )
 
 
-def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
+def optimiser(settings: TrainSettings, frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
     """AdamW with global-norm clipping at 1; the fixed positional buffer is not decayed.
 
     The buffer gets zero gradients (``stop_gradient`` in the model), so Adam leaves it unchanged;
-    the weight-decay mask keeps AdamW from shrinking it.
+    the weight-decay mask keeps AdamW from shrinking it. ``frozen``: ``Params`` fields whose
+    updates are set to zero (``optax.multi_transform``); the clipping norm and the Adam moments
+    then see the trained fields only.
     """
 
     def decayed(params: Params):
         return jax.tree_util.tree_map(lambda _: True, params)._replace(positional=False)
 
-    return optax.chain(
+    adamw = optax.chain(
         optax.clip_by_global_norm(1.0),
         optax.adamw(settings.learning_rate, weight_decay=settings.weight_decay, mask=decayed),
     )
+    if not frozen:
+        return adamw
+
+    def labels(params: Params):
+        trained = jax.tree_util.tree_map(lambda _: "trained", params)
+        return trained._replace(**{f: jax.tree_util.tree_map(lambda _: "frozen", getattr(params, f)) for f in frozen})
+
+    return optax.multi_transform({"trained": adamw, "frozen": optax.set_to_zero()}, labels)
 
 
 def attention_maps(params: Params, config: ModelConfig, tokens: Int[Array, "b n"]) -> Float[Array, "b n n"]:
@@ -133,17 +170,22 @@ def _loss(objective: str, config: ModelConfig):
 
 def _compute_config(config: ModelConfig) -> ModelConfig:
     """``config`` with the initialisation-only fields reset, so compiled steps are shared across inits."""
-    return dataclasses.replace(config, qk_init="zero", qk_init_scale=ModelConfig.qk_init_scale)
+    return dataclasses.replace(
+        config,
+        qk_init="zero",
+        qk_init_scale=ModelConfig.qk_init_scale,
+        embedding_scale=ModelConfig.embedding_scale,
+    )
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
+def _chunk(config: ModelConfig, settings: TrainSettings, objective: str, frozen: tuple[str, ...] = ()):
     """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps).
 
-    Cached on (config, settings, objective): both arms and both initialisations reuse one compilation.
+    Cached on (config, settings, objective, frozen): arms and initialisations reuse one compilation.
     """
     loss = _loss(objective, config)
-    opt = optimiser(settings)
+    opt = optimiser(settings, frozen)
 
     def one_seed(params, opt_state, key, tokens, labels):
         def step(carry, k):
@@ -164,12 +206,204 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
 
 @functools.lru_cache(maxsize=16)
 def _evaluator(config: ModelConfig, settings: TrainSettings):
-    def one_seed(params, tokens, labels):
-        acc = accuracy(params, config, tokens, labels)
-        a = attention_maps(params, config, tokens)
-        return acc, proximity_index(a, radius=settings.radius), jnp.mean(a, axis=0)
+    """Jitted, per seed: test and train accuracy and label loss, proximity indices, mean test attention."""
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None)))
+    def one_seed(params, test_x, test_y, train_x, train_y):
+        a = attention_maps(params, config, test_x)
+        out = {
+            "test_accuracy": accuracy(params, config, test_x, test_y),
+            "test_label_loss": classification_loss(params, config, test_x, test_y),
+            "train_accuracy": accuracy(params, config, train_x, train_y),
+            "train_label_loss": classification_loss(params, config, train_x, train_y),
+            "proximity": proximity_index(a, radius=settings.radius),
+            "attention": jnp.mean(a, axis=0),
+        }
+        if config.image_width is not None:
+            out["proximity_2d"] = proximity_index(a, radius=settings.radius, width=config.image_width)
+        return out
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None, None)))
+
+
+class Run(NamedTuple):
+    """A training run of every seed at once, between two phases.
+
+    ``params`` and ``keys`` (the PRNG state of mini-batches and masks) have a leading seed axis;
+    ``step``: optimiser steps done; ``rows``: one dictionary of per-seed metrics per evaluation;
+    ``name``: prefix of the progress lines, ``log``: where they go (``None``: silent).
+    """
+
+    config: ModelConfig
+    data: Dataset
+    settings: TrainSettings
+    params: Params
+    keys: jax.Array
+    step: int
+    rows: tuple[dict, ...]
+    started: float
+    name: str = ""
+    log: object = None
+    keep_params: bool = False
+
+
+def start(
+    config: ModelConfig,
+    data: Dataset,
+    keys: jax.Array,
+    *,
+    settings: TrainSettings = TrainSettings(),
+    first: str = "classification",
+    name: str = "",
+    log=print,
+    keep_params: bool = False,
+) -> Run:
+    """Initialise one model per seed key in ``keys`` and evaluate it (step 0).
+
+    Each key is split into an initialisation key and the run key of mini-batches and masks.
+    ``first``: the objective of the first phase (the phase id recorded for step 0).
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        _check_start(config, data, keys, settings, name, log, keep_params)
+        check_choice("first", first, OBJECTIVES)
+        init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
+        params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
+        run = Run(config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), name, log, keep_params)
+        return _record(run, params, _phase_id(first), None)
+
+
+def advance(run: Run, phase: Phase) -> Run:
+    """Train ``run`` for one phase (fresh optimiser state), evaluating every ``settings.eval_every`` steps.
+
+    Refuses a phase that would take the run past ``settings.total_steps``: every arm gets the same budget.
+    """
+    _check_phase(run, phase)
+    with jax.numpy_dtype_promotion("standard"):
+        params, run_keys, every = run.params, run.keys, run.settings.eval_every
+        opt_state = jax.vmap(optimiser(run.settings, phase.frozen).init)(params)
+        chunk = _chunk(_compute_config(run.config), run.settings, phase.objective, phase.frozen)
+        for _ in range(phase.steps // every):
+            run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
+            run_keys = run_keys[:, 0]
+            params, opt_state, loss = chunk(
+                params, opt_state, chunk_keys[:, 0], run.data.train_tokens, run.data.train_labels
+            )
+            run = _record(run._replace(keys=run_keys, step=run.step + every), params, _phase_id(phase.objective), loss)
+        return run
+
+
+def with_params(run: Run, params: Params) -> Run:
+    """``run`` continued from other parameters (same step, PRNG state and training loss): its last evaluation is redone.
+
+    The surgery between two phases (transplant, reset) of the ablation arms.
+    """
+    if not isinstance(run, Run):
+        raise ValueError(f"run must be a Run (training.start), got {type(run).__name__}")
+    seeds = np.shape(run.keys)[0]
+    if jax.tree.structure(params) != jax.tree.structure(run.params) or any(
+        np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(run.params))
+    ):
+        raise ValueError(f"params must have the structure and shapes of run.params ({seeds} seeds stacked)")
+    last = run.rows[-1]
+    with jax.numpy_dtype_promotion("standard"):
+        return _record(run._replace(rows=run.rows[:-1]), params, last["phase"], last["loss"])
+
+
+def history(run: Run) -> History:
+    """Return the evaluations of ``run`` as a ``History``."""
+    rows = run.rows
+
+    def stacked(key):
+        return np.stack([r[key] for r in rows], axis=1) if key in rows[0] else None
+
+    return History(
+        steps=np.asarray([r["step"] for r in rows]),
+        phase=np.asarray([r["phase"] for r in rows]),
+        test_accuracy=stacked("test_accuracy"),
+        proximity=stacked("proximity"),
+        train_loss=np.stack([r["loss"] for r in rows[1:]], axis=1) if len(rows) > 1 else np.zeros((len(run.keys), 0)),
+        attention=rows[-1]["attention"],
+        seconds=time.perf_counter() - run.started,
+        params=[r["params"] for r in rows] if run.keep_params else None,
+        train_accuracy=stacked("train_accuracy"),
+        train_label_loss=stacked("train_label_loss"),
+        test_label_loss=stacked("test_label_loss"),
+        proximity_2d=stacked("proximity_2d"),
+    )
+
+
+def _phase_id(objective: str) -> int:
+    return 0 if objective == "reconstruction" else 1
+
+
+def _record(run: Run, params: Params, phase: int, loss) -> Run:
+    """Evaluate ``params`` at ``run.step``, log one line, and return ``run`` with the row and the params."""
+    s = run.settings
+    data = run.data
+    metrics = _evaluator(_compute_config(run.config), s)(
+        params,
+        data.test_tokens[: s.eval_size],
+        data.test_labels[: s.eval_size],
+        data.train_tokens[: s.eval_size],
+        data.train_labels[: s.eval_size],
+    )
+    row = {k: np.asarray(v) for k, v in metrics.items()}
+    row.update(step=run.step, phase=phase, loss=None if loss is None else np.asarray(loss))
+    if run.keep_params:
+        row["params"] = params
+    if run.log is not None:
+        shown = "not evaluated" if loss is None else f"{np.mean(loss):.3f}"
+        run.log(
+            f"{run.name} step {run.step:5d}/{s.total_steps} loss {shown} test acc {np.mean(row['test_accuracy']):.3f} "
+            f"proximity {np.mean(row['proximity']):+.3f} ({time.perf_counter() - run.started:.0f}s)"
+        )
+    return run._replace(params=params, rows=(*run.rows, row))
+
+
+def _check_start(config, data, keys, settings, name, log, keep_params) -> None:
+    check_config(config)
+    _check_settings_values(settings)
+    check_bool("keep_params", keep_params)
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a string, got {type(name).__name__}")
+    if log is not None:
+        check_callable("log", log)
+    if not isinstance(data, Dataset):
+        raise ValueError(
+            f"data must be a Dataset(train_tokens, train_labels, test_tokens, test_labels), got {type(data).__name__}"
+        )
+    for split in ("train", "test"):
+        tokens, labels = getattr(data, f"{split}_tokens"), getattr(data, f"{split}_labels")
+        if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
+            raise ValueError(f"data.{split}_tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+        config.check_batch(tokens, labels=labels)
+    check_key("keys", keys, stacked=True)
+
+
+def _check_phase(run: Run, phase: Phase) -> None:
+    if not isinstance(run, Run):
+        raise ValueError(f"run must be a Run (training.start), got {type(run).__name__}")
+    if not isinstance(phase, Phase):
+        raise ValueError(f"phase must be a Phase(objective, steps, frozen), got {type(phase).__name__}")
+    check_choice("phase.objective", phase.objective, OBJECTIVES)
+    left = run.settings.total_steps - run.step
+    check_int("phase.steps", phase.steps, 0, left)
+    if phase.steps % run.settings.eval_every:
+        raise ValueError(f"phase.steps must be a multiple of eval_every = {run.settings.eval_every}, got {phase.steps}")
+    if not isinstance(phase.frozen, tuple):
+        raise ValueError(f"phase.frozen must be a tuple of Params fields, got {type(phase.frozen).__name__}")
+    for field in phase.frozen:
+        check_choice("phase.frozen", field, Params._fields)
+
+
+def phases(settings: TrainSettings, arm: str) -> tuple[Phase, ...]:
+    """Return the phases of a P9 arm: supervised (``total_steps`` label steps) or SPT (reconstruction, then labels)."""
+    check_settings(settings, arm)
+    if arm == "spt":
+        return (
+            Phase("reconstruction", settings.spt_steps),
+            Phase("classification", settings.total_steps - settings.spt_steps),
+        )
+    return (Phase("classification", settings.total_steps),)
 
 
 def train(
@@ -208,90 +442,29 @@ def train(
     Returns
     -------
     ``History``: test accuracy and proximity index (on the first ``eval_size`` test sequences)
-    at step 0 and every ``eval_every`` steps, and the final mean attention maps.
+    at step 0 and every ``eval_every`` steps, train accuracy and label losses, and the final mean
+    attention maps.
 
     Notes
     -----
     P9. The proximity index is ``proximity.proximity_index`` of the attention on unmasked test
     sequences, radius ``settings.radius``. Both arms make exactly ``total_steps`` optimiser steps.
     """
-    with jax.numpy_dtype_promotion("standard"):
-        return _train(config, data, keys, arm, settings, label, log, keep_params)
-
-
-def _train(config, data, keys, arm, settings, label, log, keep_params) -> History:
-    """``train`` under standard dtype promotion (optax's Adam bias correction computes float ** int32)."""
-    check_config(config)
     check_settings(settings, arm)
-    check_bool("keep_params", keep_params)
-    if not isinstance(label, str):
-        raise ValueError(f"label must be a string, got {type(label).__name__}")
-    if log is not None:
-        check_callable("log", log)
-    if not isinstance(data, Dataset):
-        raise ValueError(
-            f"data must be a Dataset(train_tokens, train_labels, test_tokens, test_labels), got {type(data).__name__}"
-        )
-    for split in ("train", "test"):
-        tokens, labels = getattr(data, f"{split}_tokens"), getattr(data, f"{split}_labels")
-        if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
-            raise ValueError(f"data.{split}_tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
-        config.check_batch(tokens, labels=labels)
-    check_key("keys", keys, stacked=True)
-    start = time.perf_counter()
-    init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
-    params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
-    run_keys = run_keys[:, 0]
-    opt = optimiser(settings)
-    evaluate = _evaluator(_compute_config(config), settings)
-    test_x, test_y = data.test_tokens[: settings.eval_size], data.test_labels[: settings.eval_size]
-    phases = [("classification", settings.total_steps)]
-    if arm == "spt":
-        phases = [("reconstruction", settings.spt_steps), ("classification", settings.total_steps - settings.spt_steps)]
-    steps, phase_ids, accs, proxs, losses, kept = [], [], [], [], [], []
-
-    def record(params, step, phase, loss):
-        """Evaluate and log; ``loss`` is the chunk's mean training loss, ``None`` at initialisation."""
-        if keep_params:
-            kept.append(params)
-        acc, prox, att = evaluate(params, test_x, test_y)
-        steps.append(step)
-        phase_ids.append(phase)
-        accs.append(np.asarray(acc))
-        proxs.append(np.asarray(prox))
-        if loss is not None:
-            losses.append(np.asarray(loss))
-        if log is not None:
-            shown = "not evaluated" if loss is None else f"{np.mean(loss):.3f}"
-            log(
-                f"{label} {arm:10s} step {step:5d}/{settings.total_steps} "
-                f"loss {shown} test acc {np.mean(acc):.3f} proximity {np.mean(prox):+.3f} "
-                f"({time.perf_counter() - start:.0f}s)"
-            )
-        return att
-
-    att = record(params, 0, 0 if arm == "spt" else 1, None)
-    done = 0
-    for phase, (objective, count) in enumerate(phases):
-        phase_id = 0 if objective == "reconstruction" else 1
-        opt_state = jax.vmap(opt.init)(params)
-        run = _chunk(_compute_config(config), settings, objective)
-        for _ in range(count // settings.eval_every):
-            run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
-            run_keys, chunk_keys = run_keys[:, 0], chunk_keys[:, 0]
-            params, opt_state, loss = run(params, opt_state, chunk_keys, data.train_tokens, data.train_labels)
-            done += settings.eval_every
-            att = record(params, done, phase_id, loss)
-    return History(
-        steps=np.asarray(steps),
-        phase=np.asarray(phase_ids),
-        test_accuracy=np.stack(accs, axis=1),
-        proximity=np.stack(proxs, axis=1),
-        train_loss=np.stack(losses, axis=1),
-        attention=np.asarray(att),
-        seconds=time.perf_counter() - start,
-        params=kept if keep_params else None,
+    plan = phases(settings, arm)
+    run = start(
+        config,
+        data,
+        keys,
+        settings=settings,
+        first=plan[0].objective,
+        name=f"{label} {arm:10s}",
+        log=log,
+        keep_params=keep_params,
     )
+    for phase in plan:
+        run = advance(run, phase)
+    return history(run)
 
 
 def budget(settings: TrainSettings, arm: str) -> dict:
