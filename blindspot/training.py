@@ -62,7 +62,7 @@ class TrainSettings(NamedTuple):
 class Phase(NamedTuple):
     """A stretch of ``steps`` optimiser steps on one objective, from a fresh optimiser state.
 
-    ``frozen`` names ``Params`` fields held fixed (their updates are zero, weight decay included).
+    ``frozen`` names ``Params`` fields held fixed (gradients and updates zeroed: ``trainable``).
     """
 
     objective: str
@@ -123,30 +123,26 @@ def _check_settings_values(settings: TrainSettings) -> None:
         )
 
 
-def optimiser(settings: TrainSettings, frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
+def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
     """AdamW with global-norm clipping at 1; the fixed positional buffer is not decayed.
 
     The buffer gets zero gradients (``stop_gradient`` in the model), so Adam leaves it unchanged;
-    the weight-decay mask keeps AdamW from shrinking it. ``frozen``: ``Params`` fields whose
-    updates are set to zero (``optax.multi_transform``); the clipping norm and the Adam moments
-    then see the trained fields only.
+    the weight-decay mask keeps AdamW from shrinking it.
     """
 
     def decayed(params: Params):
         return jax.tree_util.tree_map(lambda _: True, params)._replace(positional=False)
 
-    adamw = optax.chain(
+    return optax.chain(
         optax.clip_by_global_norm(1.0),
         optax.adamw(settings.learning_rate, weight_decay=settings.weight_decay, mask=decayed),
     )
-    if not frozen:
-        return adamw
 
-    def labels(params: Params):
-        trained = jax.tree_util.tree_map(lambda _: "trained", params)
-        return trained._replace(**{f: jax.tree_util.tree_map(lambda _: "frozen", getattr(params, f)) for f in frozen})
 
-    return optax.multi_transform({"trained": adamw, "frozen": optax.set_to_zero()}, labels)
+def trainable(params: Params, frozen: tuple[str, ...] = ()) -> Params:
+    """Per leaf of ``params``: 0.0 for the fields in ``frozen``, 1.0 for the others (scalars of the leaf's dtype)."""
+    ones = jax.tree_util.tree_map(lambda leaf: jnp.ones((), jnp.result_type(leaf)), params)
+    return ones._replace(**{f: jax.tree_util.tree_map(jnp.zeros_like, getattr(ones, f)) for f in frozen})
 
 
 def attention_maps(params: Params, config: ModelConfig, tokens: Int[Array, "b n"]) -> Float[Array, "b n n"]:
@@ -179,29 +175,35 @@ def _compute_config(config: ModelConfig) -> ModelConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk(config: ModelConfig, settings: TrainSettings, objective: str, frozen: tuple[str, ...] = ()):
+def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
     """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps).
 
-    Cached on (config, settings, objective, frozen): arms and initialisations reuse one compilation.
+    Cached on (config, settings, objective): arms and initialisations reuse one compilation. The
+    last argument (``trainable``) multiplies gradients and updates leaf by leaf: a frozen field
+    (factor 0) gets no update, weight decay included, and adds nothing to the clipping norm or
+    the Adam moments; factors 1 change nothing (exact).
     """
     loss = _loss(objective, config)
-    opt = optimiser(settings, frozen)
+    opt = optimiser(settings)
 
-    def one_seed(params, opt_state, key, tokens, labels):
+    def masked(tree, factors):
+        return jax.tree_util.tree_map(lambda x, f: x * f, tree, factors)
+
+    def one_seed(params, opt_state, key, tokens, labels, factors):
         def step(carry, k):
             p, s = carry
             k_batch, k_mask = jax.random.split(k)
             idx = jax.random.randint(k_batch, (settings.batch,), 0, tokens.shape[0])
             value, grads = jax.value_and_grad(loss)(p, tokens[idx], labels[idx], k_mask)
-            updates, s = opt.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), value
+            updates, s = opt.update(masked(grads, factors), s, p)
+            return (optax.apply_updates(p, masked(updates, factors)), s), value
 
         (params, opt_state), values = jax.lax.scan(
             step, (params, opt_state), jax.random.split(key, settings.eval_every)
         )
         return params, opt_state, jnp.mean(values)
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None)))
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None, None)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -279,14 +281,14 @@ def advance(run: Run, phase: Phase) -> Run:
     _check_phase(run, phase)
     with jax.numpy_dtype_promotion("standard"):
         params, run_keys, every = run.params, run.keys, run.settings.eval_every
-        opt_state = jax.vmap(optimiser(run.settings, phase.frozen).init)(params)
-        chunk = _chunk(_compute_config(run.config), run.settings, phase.objective, phase.frozen)
+        opt_state = jax.vmap(optimiser(run.settings).init)(params)
+        chunk = _chunk(_compute_config(run.config), run.settings, phase.objective)
+        factors = trainable(jax.tree_util.tree_map(lambda leaf: leaf[0], params), phase.frozen)
         for _ in range(phase.steps // every):
             run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
             run_keys = run_keys[:, 0]
-            params, opt_state, loss = chunk(
-                params, opt_state, chunk_keys[:, 0], run.data.train_tokens, run.data.train_labels
-            )
+            data = (run.data.train_tokens, run.data.train_labels, factors)
+            params, opt_state, loss = chunk(params, opt_state, chunk_keys[:, 0], *data)
             run = _record(run._replace(keys=run_keys, step=run.step + every), params, _phase_id(phase.objective), loss)
         return run
 
