@@ -11,10 +11,10 @@ query-key weight (``Params.query_key``, the pair $(W_Q, W_K)$ in factored form).
 - ``transplant``: $\theta_0$ with $W$ from $\theta_{pre}$, then the same label steps as ``spt``;
 - ``complement``: $\theta_{pre}$ with $W$ reset to its value in $\theta_0$, then those label steps;
 - ``frozen_qk``: $\theta_{pre}$, then those label steps with $W$ held fixed;
-- ``prior_init``: $\theta_0$ with $W$ the pushforward of the proximity score pattern $cN$, then
-  ``total_steps`` label steps;
-- ``prior_bias``: $\theta_0$ with the fixed additive score bias $cN$ (``config.proximity_bias``),
-  then ``total_steps`` label steps.
+- ``prior_init``: $\theta_0$ with $W$ a scaled pushforward of the neighbour pattern $N$ through the
+  positional encoding (``prior_query_key``), then ``total_steps`` label steps;
+- ``prior_bias``: $\theta_0$ and the fixed additive score bias $cN$ on every sequence's scores
+  (``objectives``' ``score_bias``), then ``total_steps`` label steps.
 
 Every arm makes ``total_steps`` optimiser steps: the arms built from $\theta_{pre}$ count its
 ``spt_steps`` reconstruction steps (made once per seed and shared, so transplant and complement
@@ -22,7 +22,6 @@ split exactly the parameters that SPT hands over), the others are label steps on
 the arms built from $\theta_{pre}$ draw the same mini-batches (common random numbers).
 """
 
-import dataclasses
 import math
 from typing import NamedTuple
 
@@ -54,14 +53,12 @@ PRETRAINED = ("spt", "transplant", "complement", "frozen_qk")
 """Arms that start their label phase from the SPT model's pretraining (or a part of it)."""
 
 
-def neighbour_count(config: ModelConfig) -> int:
-    """Neighbours $k$ of an interior position: 2 in a sequence, 4 in an image (``config.image_width``)."""
-    check_config(config)
-    near = neighbours(config.n, width=config.image_width)
-    return int(near[np.argmax(interior(config.n, width=config.image_width))].sum())
+def neighbour_count(n: int, width: int | None = None) -> int:
+    """Neighbours $k$ of an interior position: 2 in a sequence, 4 in an image ``width`` wide."""
+    return int(neighbours(n, width=width)[np.argmax(interior(n, width=width))].sum())
 
 
-def neighbour_amplitude(config: ModelConfig) -> float:
+def neighbour_amplitude(n: int, width: int | None = None) -> float:
     r"""Amplitude $c = \log(1 + n/k)$ of the proximity prior $cN$: half the largest proximity index.
 
     Notes
@@ -70,7 +67,7 @@ def neighbour_amplitude(config: ModelConfig) -> float:
     $k e^c / (k e^c + n - k)$ on the neighbours. Asking for half of the way from uniform ($k/n$) to all
     of it (1), i.e. a proximity index $\frac12(1 - k/n)$, gives $e^c = (n + k)/k$.
     """
-    return math.log1p(config.n / neighbour_count(config))
+    return math.log1p(n / neighbour_count(n, width))
 
 
 PUSHFORWARD_RTOL = 1e-2
@@ -88,12 +85,12 @@ class Prior(NamedTuple):
     positional_index: float
 
 
-def prior_scores(config: ModelConfig) -> Float[np.ndarray, "n n"]:
-    """Return the proximity score pattern $cN$ of the prior arms (``neighbour_amplitude``, radius-1 neighbours)."""
-    return neighbour_amplitude(config) * neighbours(config.n, width=config.image_width).astype(np.float64)
+def prior_scores(n: int, width: int | None = None) -> Float[np.ndarray, "n n"]:
+    """Return the score bias $cN$ of the ``prior_bias`` arm (``neighbour_amplitude``, radius-1 neighbours)."""
+    return neighbour_amplitude(n, width) * neighbours(n, width=width).astype(np.float64)
 
 
-def prior_query_key(params: Params, config: ModelConfig) -> tuple[Params, Prior]:
+def prior_query_key(params: Params, config: ModelConfig, width: int | None = None) -> tuple[Params, Prior]:
     r"""``params`` (one seed) with $W$ a scaled pushforward of the neighbour pattern $N$ through $P$.
 
     Notes
@@ -105,8 +102,8 @@ def prior_query_key(params: Params, config: ModelConfig) -> tuple[Params, Prior]
     pseudo-inverse gives a $W$ orders of magnitude larger that the content part of the scores would
     amplify; what $P W P^\top$ can reach of a sharp band is a smooth bump (``residual_fraction``).
     The gain $\alpha$ of $W = \alpha W_1$ is the first in ``GAINS`` at which the position-only
-    attention $\mathrm{softmax}(\alpha a P W_1 P^\top)$ has proximity index (radius 1, 2-D with
-    ``image_width``) at least that of the ``prior_bias`` arm, $\frac12(1 - k/n)$; where none reaches
+    attention $\mathrm{softmax}(\alpha a P W_1 P^\top)$ has proximity index (radius 1; 2-D for an
+    image ``width`` wide) at least that of the ``prior_bias`` arm, $\frac12(1 - k/n)$; where none reaches
     it, the gain of the largest index (the index falls again once self-attention dominates). In
     factored form, the pair $(U_r \Sigma_r^{1/2}, V_r \Sigma_r^{1/2})$ of the rank-``qk_rank`` SVD.
     """
@@ -114,11 +111,11 @@ def prior_query_key(params: Params, config: ModelConfig) -> tuple[Params, Prior]
     check_params(params, config)
     scale = 1.0 if config.scores == "position" else 1.0 / math.sqrt(config.d)
     p = positions(params)
-    near = neighbours(config.n, width=config.image_width)
+    near = neighbours(config.n, width=width)
     pf = pushforward(jnp.asarray(near, p.dtype), p, scale=scale, rtol=PUSHFORWARD_RTOL)
     reached = np.asarray(scale * p @ pf.w @ p.T)
-    index = [float(proximity_index(_softmax_rows(g * reached), width=config.image_width)) for g in GAINS]
-    target = 0.5 * (1 - neighbour_count(config) / config.n)
+    index = [float(proximity_index(_softmax_rows(g * reached), width=width)) for g in GAINS]
+    target = 0.5 * (1 - neighbour_count(config.n, width) / config.n)
     best = next((i for i, x in enumerate(index) if x >= target), int(np.argmax(index)))
     w = GAINS[best] * pf.w
     info = Prior(float(pf.residual_fraction), float(GAINS[best]), index[best])
@@ -165,8 +162,9 @@ def train_arms(
 ) -> dict[str, History]:
     """Train the ``arms`` for every seed key in ``keys``; return their histories by arm.
 
-    ``config`` is the model of every arm (``prior_bias`` adds ``proximity_bias``, so it must be 0
-    here). The pretraining is made once and shared by the arms in ``PRETRAINED``. A history's
+    ``config`` is the model of every arm; ``settings.width`` (an image's width, ``None`` for a
+    sequence) sets the neighbours of the priors. The pretraining is made once and shared by the arms
+    in ``PRETRAINED``. A history's
     evaluation at the switch (step ``spt_steps``) is of the model its label phase starts from;
     ``seconds`` counts from the start of its run, the shared pretraining included. Progress lines go
     to ``log`` (``None``: silent), prefixed by ``label`` and the arm.
@@ -177,8 +175,6 @@ def train_arms(
         raise ValueError(f"arms must be a non-empty tuple of arm names from {ARMS}, got {arms!r}")
     for arm in arms:
         check_choice("arms", arm, ARMS)
-    if config.proximity_bias:
-        raise ValueError(f"config.proximity_bias must be 0 (the prior_bias arm sets it), got {config.proximity_bias}")
     if set(arms) & set(PRETRAINED):
         check_int("spt_steps", settings.spt_steps, settings.eval_every)
     common = {"settings": settings, "log": log, "keep_params": keep_params}
@@ -189,10 +185,11 @@ def train_arms(
         for arm in (a for a in PRETRAINED if a in arms):
             out[arm] = _label_phase(arm, origin, pretrained, label, settings)
     for arm in (a for a in ARMS if a in arms and a not in PRETRAINED):
-        cfg = dataclasses.replace(config, proximity_bias=neighbour_amplitude(config)) if arm == "prior_bias" else config
-        run = start(cfg, data, keys, name=f"{label} {arm:10s}", **common)
+        bias = prior_scores(config.n, settings.width) if arm == "prior_bias" else None
+        run = start(config, data, keys, score_bias=bias, name=f"{label} {arm:10s}", **common)
         if arm == "prior_init":
-            run = with_params(run, _stacked(prior_query_key(p, config)[0] for p in _seeds(run.params)))
+            priors = (prior_query_key(p, config, settings.width)[0] for p in _seeds(run.params))
+            run = with_params(run, _stacked(priors))
         out[arm] = history(advance(run, Phase("classification", settings.total_steps)))
     return {arm: out[arm] for arm in ARMS if arm in out}
 

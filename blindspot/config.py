@@ -67,14 +67,6 @@ class ModelConfig:
         Standard deviation $s > 0$ of the token embeddings, drawn $N(0, s^2)$. At $s = 1$ a token
         embedding has squared norm about $d$, twice that of a sinusoidal encoding ($d/2$), so content
         outweighs position in the scores; smaller $s$ lets positions shape them.
-    image_width
-        ``None``: positions form a sequence. ``w``: they are the pixels of a row-major image $w$ wide
-        (``n`` a multiple of ``w``); this sets the neighbours of the proximity bias (lag 1 within a
-        row and lag $w$) and nothing else.
-    proximity_bias
-        Amplitude $c \ge 0$ of a fixed additive score bias $c N$, $N_{ij} = 1$ for neighbours
-        (``positional.neighbours`` with radius 1 and ``image_width``), 0 otherwise. 0 (the default,
-        the theory model) adds nothing.
     """
 
     n: int = 16
@@ -93,8 +85,6 @@ class ModelConfig:
     qk_init_scale: float = 0.1
     qk_rank: int | None = None
     embedding_scale: float = 1.0
-    image_width: int | None = None
-    proximity_bias: float = 0.0
 
     def __post_init__(self):
         check_int("n", self.n, 2)
@@ -114,11 +104,6 @@ class ModelConfig:
         if self.qk_rank is not None:
             check_int("qk_rank", self.qk_rank, 1, self.d)
         check_float("embedding_scale", self.embedding_scale, 0.0, float("inf"))
-        if self.image_width is not None:
-            check_int("image_width", self.image_width, 2, self.n // 2)
-            if self.n % self.image_width:
-                raise ValueError(f"image_width must divide n = {self.n}, got {self.image_width}")
-        check_float("proximity_bias", self.proximity_bias, 0.0, float("inf"), open_low=False)
 
     @property
     def mask_id(self) -> int:

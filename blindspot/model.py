@@ -33,7 +33,7 @@ from blindspot.checks import (
     check_shape,
 )
 from blindspot.config import ModelConfig, check_config
-from blindspot.positional import neighbours, positional_encoding
+from blindspot.positional import positional_encoding
 
 
 class MLP(NamedTuple):
@@ -191,9 +191,8 @@ def scores_from_query_key(
 ) -> Float[Array, "n n"]:
     r"""Scores for a given query-key matrix $W$ (the parameter view of P5, P8).
 
-    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$; plus the
-    fixed bias $c N$ when ``config.proximity_bias`` $= c > 0$. ``tokens`` are input ids in ``[0, V]``
-    (``V`` = MASK for masked inputs).
+    ``"content_position"``: $S = H W H^\top / \sqrt d$; ``"position"``: $S = P W P^\top$. ``tokens``
+    are input ids in ``[0, V]`` (``V`` = MASK for masked inputs).
     """
     check_params(params, config)
     check_array("w", w, (config.d, config.d))
@@ -204,13 +203,9 @@ def scores_from_query_key(
 def _scores_from_query_key(w, params, config, tokens):
     if config.scores == "position":
         p = positions(params)
-        s = jnp.einsum("nd,de,me->nm", p, w, p)
-    else:
-        h = _embed(params, tokens)
-        s = jnp.einsum("nd,de,me->nm", h, w, h) / math.sqrt(config.d)
-    if config.proximity_bias:
-        s = s + config.proximity_bias * jnp.asarray(neighbours(config.n, width=config.image_width), s.dtype)
-    return s
+        return jnp.einsum("nd,de,me->nm", p, w, p)
+    h = _embed(params, tokens)
+    return jnp.einsum("nd,de,me->nm", h, w, h) / math.sqrt(config.d)
 
 
 def scores(params: Params, config: ModelConfig, tokens: Int[Array, " n"]) -> Float[Array, "n n"]:

@@ -4,8 +4,10 @@ Both arms train the same model (same ``ModelConfig``, same fixed positional enco
 same total number of optimiser steps: supervised runs ``total_steps`` steps of label
 cross-entropy; self-pretraining (SPT) runs ``spt_steps`` steps of masked reconstruction on the
 *training sequences themselves* (labels unused) and then ``total_steps - spt_steps`` steps of
-label cross-entropy, with a fresh optimiser state. Several seeds train at once (``vmap``), the
-steps between two evaluations run as one jitted ``lax.scan``.
+label cross-entropy, with a fresh optimiser state. A run holds several seeds at once (``vmap``);
+``train`` runs the seeds one after another, which on CPU is faster per seed and step than a
+vmapped batch of seeds and shares one compilation between any number of seeds. The steps between
+two evaluations run as one jitted ``lax.scan``.
 
 The pieces are public for the ablation arms (``blindspot.ablation``): ``start`` initialises and
 evaluates, ``advance`` runs one ``Phase`` (optionally with frozen fields), ``with_params`` swaps
@@ -23,7 +25,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from blindspot.checks import check_bool, check_callable, check_choice, check_float, check_int, check_key
+from blindspot.checks import check_array, check_bool, check_callable, check_choice, check_float, check_int, check_key
 from blindspot.config import ModelConfig, check_config
 from blindspot.data import sample_masks
 from blindspot.model import Params, check_params, init, scores
@@ -47,6 +49,8 @@ class TrainSettings(NamedTuple):
 
     ``spt_steps`` is the number of reconstruction steps of the SPT arm, taken out of the same
     ``total_steps`` budget; ``eval_every`` must divide both ``spt_steps`` and ``total_steps``.
+    ``radius`` and ``width`` define the proximity indices (``proximity.proximity_index``): the 1-D
+    index always, the 2-D index of row-major images ``width`` wide as well when ``width`` is set.
     """
 
     total_steps: int = 2000
@@ -57,6 +61,7 @@ class TrainSettings(NamedTuple):
     eval_every: int = 100
     eval_size: int = 512
     radius: int = 1
+    width: int | None = None
 
 
 class Phase(NamedTuple):
@@ -82,7 +87,7 @@ class History(NamedTuple):
     else ``None``. ``train_accuracy``, ``train_label_loss`` and ``test_label_loss``: accuracy and
     label cross-entropy on the first ``eval_size`` training and test sequences at every evaluation
     (``None`` in data stored before they were recorded); ``proximity_2d``: the 2-D proximity index
-    (``config.image_width`` set), else ``None``.
+    (``settings.width`` set), else ``None``.
     """
 
     steps: Int[np.ndarray, " t"]
@@ -114,6 +119,8 @@ def _check_settings_values(settings: TrainSettings) -> None:
     check_int("batch", settings.batch, 1)
     check_int("eval_size", settings.eval_size, 1)
     check_int("radius", settings.radius, 1)
+    if settings.width is not None:
+        check_int("width", settings.width, 2)
     check_float("learning_rate", settings.learning_rate, 0.0, float("inf"))
     check_float("weight_decay", settings.weight_decay, 0.0, float("inf"), open_low=False)
     if settings.total_steps % settings.eval_every or settings.spt_steps % settings.eval_every:
@@ -145,32 +152,40 @@ def trainable(params: Params, frozen: tuple[str, ...] = ()) -> Params:
     return ones._replace(**{f: jax.tree_util.tree_map(jnp.zeros_like, getattr(ones, f)) for f in frozen})
 
 
-def attention_maps(params: Params, config: ModelConfig, tokens: Int[Array, "b n"]) -> Float[Array, "b n n"]:
-    r"""Attention matrices $A = \mathrm{softmax}_{row}(S)$ of a batch of (unmasked) sequences."""
+def attention_maps(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], *, score_bias: Float[Array, "n n"] | None = None
+) -> Float[Array, "b n n"]:
+    r"""Attention matrices $A = \mathrm{softmax}_{row}(S + B)$ of a batch of unmasked sequences (B: ``score_bias``)."""
     check_params(params, config)
     if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
         raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
     config.check_batch(tokens)
-    return jax.nn.softmax(jax.vmap(lambda x: scores(params, config, x))(tokens), axis=-1)
+    s = jax.vmap(lambda x: scores(params, config, x))(tokens)
+    if score_bias is not None:
+        check_array("score_bias", score_bias, (config.n, config.n))
+        s = s + score_bias
+    return jax.nn.softmax(s, axis=-1)
 
 
 def _loss(objective: str, config: ModelConfig):
-    def loss(params, tokens, labels, key):
+    def loss(params, tokens, labels, key, bias):
         if objective == "reconstruction":
             masks = sample_masks(key, tokens.shape[0], config.n, config.mask_rate)
-            return reconstruction_loss(params, config, tokens, masks)
-        return classification_loss(params, config, tokens, labels)
+            return reconstruction_loss(params, config, tokens, masks, score_bias=bias)
+        return classification_loss(params, config, tokens, labels, score_bias=bias)
 
     return loss
+
+
+def _compute_settings(settings: TrainSettings) -> TrainSettings:
+    """Reset the fields of ``settings`` that a compiled training chunk does not use (shared compilations)."""
+    return settings._replace(total_steps=0, spt_steps=0, eval_size=0, radius=0, width=None)
 
 
 def _compute_config(config: ModelConfig) -> ModelConfig:
     """``config`` with the initialisation-only fields reset, so compiled steps are shared across inits."""
     return dataclasses.replace(
-        config,
-        qk_init="zero",
-        qk_init_scale=ModelConfig.qk_init_scale,
-        embedding_scale=ModelConfig.embedding_scale,
+        config, qk_init="zero", qk_init_scale=ModelConfig.qk_init_scale, embedding_scale=ModelConfig.embedding_scale
     )
 
 
@@ -179,9 +194,10 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
     """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps).
 
     Cached on (config, settings, objective): arms and initialisations reuse one compilation. The
-    last argument (``trainable``) multiplies gradients and updates leaf by leaf: a frozen field
-    (factor 0) gets no update, weight decay included, and adds nothing to the clipping norm or
-    the Adam moments; factors 1 change nothing (exact).
+    argument ``factors`` (``trainable``) multiplies gradients and updates leaf by leaf: a frozen
+    field (factor 0) gets no update, weight decay included, and adds nothing to the clipping norm
+    or the Adam moments; factors 1 change nothing (exact). ``bias``: the fixed score bias $B$
+    added to every sequence's scores (zeros: none).
     """
     loss = _loss(objective, config)
     opt = optimiser(settings)
@@ -189,12 +205,12 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
     def masked(tree, factors):
         return jax.tree_util.tree_map(lambda x, f: x * f, tree, factors)
 
-    def one_seed(params, opt_state, key, tokens, labels, factors):
+    def one_seed(params, opt_state, key, tokens, labels, factors, bias):
         def step(carry, k):
             p, s = carry
             k_batch, k_mask = jax.random.split(k)
             idx = jax.random.randint(k_batch, (settings.batch,), 0, tokens.shape[0])
-            value, grads = jax.value_and_grad(loss)(p, tokens[idx], labels[idx], k_mask)
+            value, grads = jax.value_and_grad(loss)(p, tokens[idx], labels[idx], k_mask, bias)
             updates, s = opt.update(masked(grads, factors), s, p)
             return (optax.apply_updates(p, masked(updates, factors)), s), value
 
@@ -203,28 +219,24 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
         )
         return params, opt_state, jnp.mean(values)
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None, None)))
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None, None, None)))
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluator(config: ModelConfig, settings: TrainSettings):
-    """Jitted, per seed: test and train accuracy and label loss, proximity indices, mean test attention."""
+def _evaluator(config: ModelConfig):
+    """Jitted, per seed: test and train accuracy and label loss, mean attention on the test sequences."""
 
-    def one_seed(params, test_x, test_y, train_x, train_y):
-        a = attention_maps(params, config, test_x)
-        out = {
-            "test_accuracy": accuracy(params, config, test_x, test_y),
-            "test_label_loss": classification_loss(params, config, test_x, test_y),
-            "train_accuracy": accuracy(params, config, train_x, train_y),
-            "train_label_loss": classification_loss(params, config, train_x, train_y),
-            "proximity": proximity_index(a, radius=settings.radius),
+    def one_seed(params, test_x, test_y, train_x, train_y, bias):
+        a = attention_maps(params, config, test_x, score_bias=bias)
+        return {
+            "test_accuracy": accuracy(params, config, test_x, test_y, score_bias=bias),
+            "test_label_loss": classification_loss(params, config, test_x, test_y, score_bias=bias),
+            "train_accuracy": accuracy(params, config, train_x, train_y, score_bias=bias),
+            "train_label_loss": classification_loss(params, config, train_x, train_y, score_bias=bias),
             "attention": jnp.mean(a, axis=0),
         }
-        if config.image_width is not None:
-            out["proximity_2d"] = proximity_index(a, radius=settings.radius, width=config.image_width)
-        return out
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None, None)))
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None, None, None)))
 
 
 class Run(NamedTuple):
@@ -232,6 +244,7 @@ class Run(NamedTuple):
 
     ``params`` and ``keys`` (the PRNG state of mini-batches and masks) have a leading seed axis;
     ``step``: optimiser steps done; ``rows``: one dictionary of per-seed metrics per evaluation;
+    ``score_bias``: the fixed score bias $B$ added to every sequence's scores (zeros: none);
     ``name``: prefix of the progress lines, ``log``: where they go (``None``: silent).
     """
 
@@ -243,6 +256,7 @@ class Run(NamedTuple):
     step: int
     rows: tuple[dict, ...]
     started: float
+    score_bias: Float[Array, "n n"]
     name: str = ""
     log: object = None
     keep_params: bool = False
@@ -255,21 +269,28 @@ def start(
     *,
     settings: TrainSettings = TrainSettings(),
     first: str = "classification",
+    score_bias: Float[Array, "n n"] | None = None,
     name: str = "",
     log=print,
     keep_params: bool = False,
 ) -> Run:
-    """Initialise one model per seed key in ``keys`` and evaluate it (step 0).
+    r"""Initialise one model per seed key in ``keys`` and evaluate it (step 0).
 
     Each key is split into an initialisation key and the run key of mini-batches and masks.
-    ``first``: the objective of the first phase (the phase id recorded for step 0).
+    ``first``: the objective of the first phase (the phase id recorded for step 0); ``score_bias``:
+    a fixed $n \times n$ bias added to the scores of every sequence in training and evaluation.
     """
     with jax.numpy_dtype_promotion("standard"):
         _check_start(config, data, keys, settings, name, log, keep_params)
         check_choice("first", first, OBJECTIVES)
+        if score_bias is not None:
+            check_array("score_bias", score_bias, (config.n, config.n))
         init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
         params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
-        run = Run(config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), name, log, keep_params)
+        bias = jnp.zeros((config.n, config.n), params.value.dtype) if score_bias is None else jnp.asarray(score_bias)
+        run = Run(
+            config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), bias, name, log, keep_params
+        )
         return _record(run, params, _phase_id(first), None)
 
 
@@ -282,12 +303,12 @@ def advance(run: Run, phase: Phase) -> Run:
     with jax.numpy_dtype_promotion("standard"):
         params, run_keys, every = run.params, run.keys, run.settings.eval_every
         opt_state = jax.vmap(optimiser(run.settings).init)(params)
-        chunk = _chunk(_compute_config(run.config), run.settings, phase.objective)
+        chunk = _chunk(_compute_config(run.config), _compute_settings(run.settings), phase.objective)
         factors = trainable(jax.tree_util.tree_map(lambda leaf: leaf[0], params), phase.frozen)
         for _ in range(phase.steps // every):
             run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
             run_keys = run_keys[:, 0]
-            data = (run.data.train_tokens, run.data.train_labels, factors)
+            data = (run.data.train_tokens, run.data.train_labels, factors, run.score_bias)
             params, opt_state, loss = chunk(params, opt_state, chunk_keys[:, 0], *data)
             run = _record(run._replace(keys=run_keys, step=run.step + every), params, _phase_id(phase.objective), loss)
         return run
@@ -341,14 +362,20 @@ def _record(run: Run, params: Params, phase: int, loss) -> Run:
     """Evaluate ``params`` at ``run.step``, log one line, and return ``run`` with the row and the params."""
     s = run.settings
     data = run.data
-    metrics = _evaluator(_compute_config(run.config), s)(
+    metrics = _evaluator(_compute_config(run.config))(
         params,
         data.test_tokens[: s.eval_size],
         data.test_labels[: s.eval_size],
         data.train_tokens[: s.eval_size],
         data.train_labels[: s.eval_size],
+        run.score_bias,
     )
     row = {k: np.asarray(v) for k, v in metrics.items()}
+    # the index is linear in A: the index of the mean attention map is the mean index of the sequences
+    row["proximity"] = np.asarray(jax.vmap(lambda a: proximity_index(a, radius=s.radius))(row["attention"]))
+    if s.width is not None:
+        index_2d = jax.vmap(lambda a: proximity_index(a, radius=s.radius, width=s.width))
+        row["proximity_2d"] = np.asarray(index_2d(row["attention"]))
     row.update(step=run.step, phase=phase, loss=None if loss is None else np.asarray(loss))
     if run.keep_params:
         row["params"] = params
@@ -453,20 +480,44 @@ def train(
     sequences, radius ``settings.radius``. Both arms make exactly ``total_steps`` optimiser steps.
     """
     check_settings(settings, arm)
+    check_key("keys", keys, stacked=True)
     plan = phases(settings, arm)
-    run = start(
-        config,
-        data,
-        keys,
-        settings=settings,
-        first=plan[0].objective,
-        name=f"{label} {arm:10s}",
-        log=log,
-        keep_params=keep_params,
-    )
-    for phase in plan:
-        run = advance(run, phase)
-    return history(run)
+    histories = []
+    for seed in range(np.shape(keys)[0]):
+        name = f"{label} {arm:10s} seed {seed}"
+        first = plan[0].objective
+        run = start(
+            config,
+            data,
+            keys[seed : seed + 1],
+            settings=settings,
+            first=first,
+            name=name,
+            log=log,
+            keep_params=keep_params,
+        )
+        for phase in plan:
+            run = advance(run, phase)
+        histories.append(history(run))
+    return merge(histories)
+
+
+def merge(histories: list[History]) -> History:
+    """Join the histories of runs with the same evaluation steps along the seed axis (``seconds``: their sum)."""
+    first = histories[0]
+
+    def joined(field, values):
+        if field in ("steps", "phase"):
+            return values[0]
+        if field == "seconds":
+            return float(sum(values))
+        if values[0] is None:
+            return None
+        if field == "params":
+            return [jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *at) for at in zip(*values)]
+        return np.concatenate(values)
+
+    return History(**{f: joined(f, [getattr(h, f) for h in histories]) for f in first._fields})
 
 
 def budget(settings: TrainSettings, arm: str) -> dict:

@@ -1,0 +1,229 @@
+"""The ablation arms of ``blindspot.ablation`` on one data set: stored cells, statistics over seeds, figure.
+
+One ``.npz`` per (arm, seed) under ``<root>/<name>/``: the history of that seed (accuracy and label
+loss on train and test, proximity indices, training loss, final attention) and the query-key
+matrix W where the arm's label phase starts and at the end. Resumable: a cell is reused while the
+stored settings (model, training, seeds, key, data digest, arms) match; a seed's missing arms are
+trained together, so the SPT pretraining is made once per seed. Final values are summarised by
+their mean and a 95% Student t interval over seeds, and by paired differences against the
+supervised arm (same seed: same initialisation and data).
+"""
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import stats
+
+from blindspot import ablation
+from blindspot.config import ModelConfig
+from blindspot.model import init, query_key_matrix
+from blindspot.training import Dataset, TrainSettings
+from experiments._dynamics import stored, training_record
+from experiments.common import (
+    Progress,
+    data_dir,
+    read_json,
+    read_npz,
+    save_figure,
+    stored_settings_match,
+    write_json,
+    write_npz,
+)
+
+ARM_NAMES = {
+    "supervised": "supervised from scratch",
+    "spt": "SPT then fine-tune",
+    "transplant": "QK transplant (SPT's W, rest fresh)",
+    "complement": "complement (SPT without W)",
+    "frozen_qk": "SPT, W frozen in fine-tuning",
+    "prior_init": "proximity prior: W init",
+    "prior_bias": "proximity prior: fixed score bias",
+}
+SHORT_NAMES = {
+    "supervised": "supervised",
+    "spt": "SPT",
+    "transplant": "transplant",
+    "complement": "complement",
+    "frozen_qk": "frozen QK",
+    "prior_init": "prior W",
+    "prior_bias": "prior bias",
+}
+STATISTICS = ("test_accuracy", "train_accuracy", "test_label_loss", "train_label_loss", "proximity", "proximity_2d")
+LEVEL = 0.95
+
+
+def cell_path(name: str, arm: str, seed: int, root=None):
+    """Return the data file of one (arm, seed) cell."""
+    return data_dir(name, root) / f"{arm}_seed{seed}.npz"
+
+
+def prior_record(config: ModelConfig, width: int | None) -> dict:
+    """How the proximity priors are built for ``config`` (seed 0's encoding; sinusoidal: every seed's)."""
+    _, prior = ablation.prior_query_key(init(jax.random.key(0), config), config, width)
+    k = ablation.neighbour_count(config.n, width)
+    return {
+        "neighbours_per_interior_position": k,
+        "bias_amplitude": ablation.neighbour_amplitude(config.n, width),
+        "pushforward_rtol": ablation.PUSHFORWARD_RTOL,
+        "pushforward_residual_fraction": prior.residual_fraction,
+        "w_gain": prior.gain,
+        "w_positional_proximity_index": prior.positional_index,
+        "target_proximity_index": 0.5 * (1 - k / config.n),
+    }
+
+
+def settings_record(config, data: Dataset, settings: TrainSettings, *, seeds: int, key, extra=None) -> dict:
+    """Everything the cells depend on, the arms, their budgets, the priors, and ``extra`` (e.g. a sweep)."""
+    return {
+        **training_record(config, data, settings, seeds=seeds, key=key),
+        "arms": list(ablation.ARMS),
+        "budget": {arm: ablation.budget(settings, arm) for arm in ablation.ARMS},
+        "prior": prior_record(config, settings.width),
+        **({"selection": extra} if extra is not None else {}),
+    }
+
+
+def compute(name: str, config, data: Dataset, settings: TrainSettings, *, seeds: int, key, root=None, extra=None):
+    """Train every (arm, seed) cell that has no data file for these settings yet, with a progress bar."""
+    record = settings_record(config, data, settings, seeds=seeds, key=key, extra=extra)
+    path = data_dir(name, root) / "settings.json"
+    cells = {(arm, s): cell_path(name, arm, s, root) for s in range(seeds) for arm in ablation.ARMS}
+    if not stored_settings_match(path, record):
+        for cell in cells.values():
+            cell.unlink(missing_ok=True)
+        write_json(path, record)
+    todo = [c for c in cells if not cells[c].exists()]
+    if len(todo) < len(cells):
+        print(
+            f"{name}: {len(cells) - len(todo)} of {len(cells)} cells reused (their settings match; --fresh recomputes)"
+        )
+    progress = Progress(name, len(todo))
+    keys = jax.random.split(key, seeds)
+    for s in range(seeds):
+        missing = tuple(arm for arm in ablation.ARMS if (arm, s) in todo)
+        if not missing:
+            continue
+        histories = ablation.train_arms(
+            config,
+            data,
+            keys[s : s + 1],
+            arms=missing,
+            settings=settings,
+            label=f"seed {s}",
+            log=progress.status,
+            keep_params=True,
+        )
+        for arm, h in histories.items():
+            start = int(np.flatnonzero(h.steps == ablation.budget(settings, arm)["reconstruction_steps"])[-1])
+            w = [np.asarray(query_key_matrix(jax.tree.map(lambda leaf: leaf[0], h.params[t]))) for t in (start, -1)]
+            write_npz(cells[(arm, s)], **stored(h), query_key_start=w[0], query_key_end=w[1], label_start=start)
+            progress.advance(f"{arm} seed {s}")
+
+
+def load(name: str, arm: str, root=None) -> dict:
+    """Every seed's cell of ``arm``, stacked along a leading seed axis (``steps``, ``phase``: seed 0's)."""
+    seeds = read_json(data_dir(name, root) / "settings.json")["seeds"]
+    files = [read_npz(cell_path(name, arm, s, root)) for s in range(seeds)]
+    out = {"steps": files[0]["steps"], "phase": files[0]["phase"], "label_start": int(files[0]["label_start"])}
+    for key in ("query_key_start", "query_key_end", "seconds"):
+        out[key] = np.stack([f[key] for f in files])
+    for key in files[0]:
+        if key not in out:
+            out[key] = np.concatenate([f[key] for f in files])  # per-seed arrays keep a seed axis of 1
+    return out
+
+
+def interval(values) -> dict:
+    """Mean, sample std and the 95% Student t interval of the mean over seeds, and the per-seed values."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(np.mean(x))
+    sem = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(x) - 1) * sem) if len(x) > 1 else float("nan")
+    return {
+        "mean": mean,
+        "std": float(np.std(x, ddof=1)) if len(x) > 1 else 0.0,
+        "ci95": [mean - half, mean + half],
+        "seeds": [float(v) for v in x],
+    }
+
+
+def direction(stat: dict) -> str:
+    """``"higher"`` or ``"lower"`` when the 95% interval excludes 0, else ``"not resolved"``."""
+    low, high = stat["ci95"]
+    return "higher" if low > 0 else "lower" if high < 0 else "not resolved"
+
+
+def final_metrics(name: str, root=None) -> dict:
+    """Per arm: final values of every statistic and the proximity index where its label phase starts."""
+    arms = {}
+    for arm in ablation.ARMS:
+        c = load(name, arm, root)
+        arms[arm] = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
+        arms[arm]["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
+        arms[arm]["train_seconds"] = interval(c["seconds"])
+    paired = {}
+    for arm in ablation.ARMS[1:]:
+        paired[arm] = {}
+        for key in arms[arm]:
+            if key in ("train_seconds",):
+                continue
+            diff = np.subtract(arms[arm][key]["seeds"], arms["supervised"][key]["seeds"])
+            paired[arm][key] = {**interval(diff), "direction": None}
+            paired[arm][key]["direction"] = direction(paired[arm][key])
+    return {"arms": arms, "paired_vs_supervised": paired}
+
+
+def _errorbars(ax, metrics: dict, key: str, label: str, offset=0.0, color="tab:blue"):
+    """Mean with its 95% interval per arm, and the per-seed values as dots."""
+    for i, arm in enumerate(ablation.ARMS):
+        stat = metrics[arm][key]
+        low, high = stat["ci95"]
+        ax.errorbar(
+            i + offset,
+            stat["mean"],
+            yerr=[[stat["mean"] - low], [high - stat["mean"]]],
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=label if i == 0 else None,
+        )
+        ax.plot(np.full(len(stat["seeds"]), i + offset + 0.12), stat["seeds"], ".", color=color, alpha=0.4, ms=4)
+    ax.set_xticks(range(len(ablation.ARMS)), [SHORT_NAMES[a] for a in ablation.ARMS], rotation=30, ha="right")
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _curves(ax, name: str, arms, root):
+    """Test (solid) and train (dashed) accuracy along training, mean over seeds."""
+    for arm in arms:
+        c = load(name, arm, root)
+        (line,) = ax.plot(c["steps"], c["test_accuracy"].mean(axis=0), label=SHORT_NAMES[arm])
+        ax.plot(c["steps"], c["train_accuracy"].mean(axis=0), "--", color=line.get_color(), linewidth=1)
+    ax.set_xlabel("optimiser step (every arm: same total)")
+    ax.set_ylabel("accuracy (solid: test, dashed: train)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+
+
+def plot(name: str, title: str, root=None):
+    """Plot final test accuracy and proximity per arm (95% intervals) and the accuracy curves of the arms."""
+    record = read_json(data_dir(name, root) / "settings.json")
+    metrics = final_metrics(name, root)["arms"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    _errorbars(axes[0, 0], metrics, "test_accuracy", "test")
+    _errorbars(axes[0, 0], metrics, "train_accuracy", "train", offset=0.3, color="tab:grey")
+    axes[0, 0].axhline(metrics["supervised"]["test_accuracy"]["mean"], color="tab:blue", linestyle=":", linewidth=1)
+    axes[0, 0].set_ylabel("final accuracy (mean, 95% t interval, seeds)")
+    axes[0, 0].legend(loc="lower right")
+    _errorbars(axes[0, 1], metrics, "proximity", "1-D (lag 1)")
+    if "proximity_2d" in metrics["supervised"]:
+        _errorbars(axes[0, 1], metrics, "proximity_2d", "2-D (lag 1 in a row, lag width)", offset=0.3, color="tab:red")
+    axes[0, 1].axhline(0, color="black", linewidth=0.6)
+    axes[0, 1].set_ylabel(f"final proximity index (r = {record['training']['radius']})")
+    axes[0, 1].legend(loc="upper right")
+    _curves(axes[1, 0], name, ("supervised", "spt", "transplant", "complement"), root)
+    _curves(axes[1, 1], name, ("supervised", "frozen_qk", "prior_init", "prior_bias"), root)
+    for ax in axes[1]:
+        ax.axvline(record["training"]["spt_steps"], color="grey", linestyle=":", linewidth=1)
+    fig.suptitle(f"{title}: {record['seeds']} seeds, {record['training']['total_steps']} optimiser steps per arm")
+    fig.tight_layout()
+    return save_figure(fig, name, root)
