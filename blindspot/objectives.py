@@ -187,6 +187,27 @@ def accuracy(
     return jnp.mean(jax.vmap(predict)(tokens) == jnp.asarray(labels).astype(jnp.int32))
 
 
+def reconstruction_accuracy(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]
+) -> Float[Array, ""]:
+    r"""Fraction of masked positions whose arg-max reconstruction is the original token (linear heads).
+
+    The prediction at a masked $i$ is $\arg\max_v (f_i W_r + b_r)_v$ with $f$ the features of the masked
+    input; the mean is over every masked position of the batch (each sequence masks the same number).
+    """
+    _check_batch(params, config, tokens, masks=masks)
+    if config.reconstruction == "copy":
+        raise ValueError("config.reconstruction must be one of {cross_entropy, squared} here, got 'copy'")
+
+    def hits(x, m):
+        masked = mask_tokens(config, x, m)
+        f = features_at_scores(params, config, masked, scores(params, config, masked))
+        guess = jnp.argmax(f @ params.reconstructor.weight + params.reconstructor.bias, axis=-1).astype(jnp.int32)
+        return jnp.sum(jnp.where(m, guess == x, False))
+
+    return jnp.sum(jax.vmap(hits)(tokens, masks)) / jnp.sum(masks)
+
+
 def _check_score_bias(config: ModelConfig, score_bias) -> None:
     if score_bias is not None:
         check_array("score_bias", score_bias, (config.n, config.n))

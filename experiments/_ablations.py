@@ -16,8 +16,10 @@ from scipy import stats
 
 from blindspot import ablation
 from blindspot.config import ModelConfig
+from blindspot.data import sample_masks
 from blindspot.model import init, query_key_matrix
-from blindspot.training import Dataset, TrainSettings
+from blindspot.objectives import reconstruction_accuracy
+from blindspot.training import Dataset, TrainSettings, attention_maps
 from experiments._dynamics import stored, training_record
 from experiments.common import (
     Progress,
@@ -114,10 +116,28 @@ def compute(name: str, config, data: Dataset, settings: TrainSettings, *, seeds:
             keep_params=True,
         )
         for arm, h in histories.items():
-            start = int(np.flatnonzero(h.steps == ablation.budget(settings, arm)["reconstruction_steps"])[-1])
-            w = [np.asarray(query_key_matrix(jax.tree.map(lambda leaf: leaf[0], h.params[t]))) for t in (start, -1)]
-            write_npz(cells[(arm, s)], **stored(h), query_key_start=w[0], query_key_end=w[1], label_start=start)
+            write_npz(cells[(arm, s)], **stored(h), **_label_start(arm, h, config, data, settings))
             progress.advance(f"{arm} seed {s}")
+
+
+def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: TrainSettings) -> dict:
+    """Where the arm's label phase starts (one seed): W there and at the end, attention and reconstruction there.
+
+    Attention: mean map over the first ``eval_size`` test sequences (with the arm's score bias);
+    reconstruction accuracy: masked test positions (``config.mask_rate``, masks from a fixed key).
+    """
+    start = int(np.flatnonzero(h.steps == ablation.budget(settings, arm)["reconstruction_steps"])[-1])
+    params = [jax.tree.map(lambda leaf: leaf[0], h.params[t]) for t in (start, -1)]
+    x = data.test_tokens[: settings.eval_size]
+    bias = ablation.prior_scores(config.n, settings.width) if arm == "prior_bias" else None
+    masks = sample_masks(jax.random.key(0), x.shape[0], config.n, config.mask_rate)
+    return {
+        "label_start": start,
+        "query_key_start": np.asarray(query_key_matrix(params[0])),
+        "query_key_end": np.asarray(query_key_matrix(params[1])),
+        "attention_start": np.asarray(attention_maps(params[0], config, x, score_bias=bias).mean(axis=0)),
+        "reconstruction_accuracy_start": np.asarray(reconstruction_accuracy(params[0], config, x, masks)),
+    }
 
 
 def load(name: str, arm: str, root=None) -> dict:
@@ -125,7 +145,7 @@ def load(name: str, arm: str, root=None) -> dict:
     seeds = read_json(data_dir(name, root) / "settings.json")["seeds"]
     files = [read_npz(cell_path(name, arm, s, root)) for s in range(seeds)]
     out = {"steps": files[0]["steps"], "phase": files[0]["phase"], "label_start": int(files[0]["label_start"])}
-    for key in ("query_key_start", "query_key_end", "seconds"):
+    for key in ("query_key_start", "query_key_end", "seconds", "attention_start", "reconstruction_accuracy_start"):
         out[key] = np.stack([f[key] for f in files])
     for key in files[0]:
         if key not in out:
@@ -160,6 +180,9 @@ def final_metrics(name: str, root=None) -> dict:
         c = load(name, arm, root)
         arms[arm] = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
         arms[arm]["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
+        if "proximity_2d" in c:
+            arms[arm]["proximity_2d_at_label_start"] = interval(c["proximity_2d"][:, c["label_start"]])
+        arms[arm]["reconstruction_accuracy_at_label_start"] = interval(c["reconstruction_accuracy_start"])
         arms[arm]["train_seconds"] = interval(c["seconds"])
     paired = {}
     for arm in ablation.ARMS[1:]:
@@ -227,3 +250,64 @@ def plot(name: str, title: str, root=None):
     fig.suptitle(f"{title}: {record['seeds']} seeds, {record['training']['total_steps']} optimiser steps per arm")
     fig.tight_layout()
     return save_figure(fig, name, root)
+
+
+def paired(metrics: dict, arm: str, other: str, key: str = "test_accuracy") -> dict:
+    """Per-seed difference ``arm - other`` of a final statistic: t interval and direction."""
+    diff = np.subtract(metrics["arms"][arm][key]["seeds"], metrics["arms"][other][key]["seeds"])
+    stat = interval(diff)
+    return {**stat, "direction": direction(stat)}
+
+
+def share(metrics: dict, arm: str) -> float | None:
+    """Share of SPT's mean test-accuracy gain over supervised that ``arm`` recovers (``None``: SPT gains nothing)."""
+    gains = metrics["paired_vs_supervised"]
+    spt = gains["spt"]["test_accuracy"]["mean"]
+    return gains[arm]["test_accuracy"]["mean"] / spt if spt > 0 else None
+
+
+def claims(metrics: dict) -> dict:
+    """Read the paper's two empirical claims from the final metrics: tests, verdicts and the evidence.
+
+    Claim 1 (label supervision's bottleneck is learning query-key patterns from random initialisation)
+    holds when all four hold: SPT's test-accuracy gain over supervised is resolved (95% interval above
+    0); the QK transplant's gain is resolved and at least half of SPT's; the transplant beats the
+    complement (paired, resolved); SPT's training accuracy beats supervised's (resolved: the shortfall
+    is one of optimisation, not of generalisation alone). Claim 2 (the gain comes from proximity)
+    holds when SPT's final proximity index exceeds supervised's (resolved) and a proximity prior
+    without SPT (``prior_init`` or ``prior_bias``) has a resolved gain of at least half of SPT's.
+    A claim whose first test fails the other way (resolved below 0) is "reversed"; one whose tests all
+    fail is "not supported"; otherwise "partly".
+    """
+    gain = metrics["paired_vs_supervised"]
+    tests_1 = {
+        "spt_gain_resolved": gain["spt"]["test_accuracy"]["direction"] == "higher",
+        "transplant_gain_resolved_and_half": gain["transplant"]["test_accuracy"]["direction"] == "higher"
+        and (share(metrics, "transplant") or 0) >= 0.5,
+        "transplant_beats_complement": paired(metrics, "transplant", "complement")["direction"] == "higher",
+        "spt_train_accuracy_higher": gain["spt"]["train_accuracy"]["direction"] == "higher",
+    }
+    priors = [a for a in ("prior_init", "prior_bias") if gain[a]["test_accuracy"]["direction"] == "higher"]
+    tests_2 = {
+        "spt_proximity_higher": gain["spt"]["proximity"]["direction"] == "higher",
+        "a_prior_recovers_half": any((share(metrics, a) or 0) >= 0.5 for a in priors),
+    }
+    first_reversed = {
+        1: gain["spt"]["test_accuracy"]["direction"] == "lower",
+        2: gain["spt"]["proximity"]["direction"] == "lower",
+    }
+    return {
+        "bottleneck": {"tests": list(tests_1.items()), "verdict": _verdict(tests_1, first_reversed[1])},
+        "proximity": {"tests": list(tests_2.items()), "verdict": _verdict(tests_2, first_reversed[2])},
+        "transplant_minus_complement": paired(metrics, "transplant", "complement"),
+        "frozen_minus_spt": paired(metrics, "frozen_qk", "spt"),
+        "shares_of_spt_gain": {a: share(metrics, a) for a in ablation.ARMS[1:]},
+    }
+
+
+def _verdict(tests: dict, reversed_: bool) -> str:
+    if reversed_:
+        return "reversed"
+    if all(tests.values()):
+        return "holds"
+    return "partly" if any(tests.values()) else "not supported"

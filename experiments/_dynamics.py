@@ -46,17 +46,22 @@ def settings_record(config: ModelConfig, data: Dataset, settings: TrainSettings,
     }
 
 
-def training_record(config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key) -> dict:
-    """Return the part of a training experiment's settings record that every arm design shares."""
+def data_digest(data: Dataset) -> str:
+    """SHA-256 of the bytes of every array of a data set (train and test, tokens and labels)."""
     digest = hashlib.sha256()
     for array in data:
         digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+    return digest.hexdigest()
+
+
+def training_record(config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key) -> dict:
+    """Return the part of a training experiment's settings record that every arm design shares."""
     return {
         "config": config.to_dict(),
         "training": settings._asdict(),
         "seeds": seeds,
         "key": np.asarray(jax.random.key_data(key)).tolist(),
-        "data_sha256": digest.hexdigest(),
+        "data_sha256": data_digest(data),
         "train_size": int(data.train_tokens.shape[0]),
         "test_size": int(data.test_tokens.shape[0]),
         "eval_size": int(min(settings.eval_size, data.test_tokens.shape[0])),
