@@ -114,7 +114,8 @@ def prior_query_key(params: Params, config: ModelConfig, width: int | None = Non
     near = neighbours(config.n, width=width)
     pf = pushforward(jnp.asarray(near, p.dtype), p, scale=scale, rtol=PUSHFORWARD_RTOL)
     reached = np.asarray(scale * p @ pf.w @ p.T)
-    index = [float(proximity_index(_softmax_rows(g * reached), width=width)) for g in GAINS]
+    attention = jnp.asarray(_softmax_rows(GAINS[:, None, None] * reached))
+    index = [float(x) for x in jax.vmap(lambda a: proximity_index(a, width=width))(attention)]
     target = 0.5 * (1 - neighbour_count(config.n, width) / config.n)
     best = next((i for i, x in enumerate(index) if x >= target), int(np.argmax(index)))
     w = GAINS[best] * pf.w

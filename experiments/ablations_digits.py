@@ -134,9 +134,8 @@ def _describe(config: ModelConfig, settings: TrainSettings) -> dict:
 def _sweep_cell(setting: dict, split: Dataset, small: bool, label: str) -> dict:
     """Train both arms of one setting: validation accuracy and SPT's proximity indices, per sweep seed."""
     config, settings = model(setting, small)
-    settings = settings._replace(eval_every=settings.spt_steps, eval_size=split.test_tokens.shape[0])
-    if small:
-        settings = settings._replace(eval_size=dynamics.settings(small=True)[2].eval_size)
+    if not small:  # evaluate at the switch and at the end only, on the whole validation split
+        settings = settings._replace(eval_every=settings.spt_steps, eval_size=split.test_tokens.shape[0])
     keys = jax.random.split(jax.random.PRNGKey(7), SWEEP_SEEDS)
     h = ablation.train_arms(config, split, keys, arms=("supervised", "spt"), settings=settings, label=label, log=None)
     switch = int(np.flatnonzero(h["spt"].steps == settings.spt_steps)[-1])

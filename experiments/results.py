@@ -203,6 +203,8 @@ def _ablation_table(a: dict, two_d: bool) -> list[str]:
 def _claim_sentences(a: dict) -> list[str]:
     gain, arms, c = a["paired_vs_supervised"], a["arms"], a["claims"]
     shares = c["shares_of_spt_gain"]
+    key = _ablations.proximity_key(a)
+    index = "2-D proximity" if key == "proximity_2d" else "proximity"
 
     def test_gain(arm):
         return _ci(gain[arm]["test_accuracy"], 3, "+")
@@ -219,7 +221,7 @@ def _claim_sentences(a: dict) -> list[str]:
     )
     two = (
         f"- Claim 2 (the gain comes from proximity interactions): **{c['proximity']['verdict']}** here. SPT minus "
-        f"supervised, final proximity index {_ci(gain['spt']['proximity'], 4, '+')}; proximity prior without SPT, "
+        f"supervised, final {index} index {_ci(gain['spt'][key], 4, '+')}; proximity prior without SPT, "
         f"test accuracy: W init {test_gain('prior_init')} ({_share(shares['prior_init'])}), fixed score bias "
         f"{test_gain('prior_bias')} ({_share(shares['prior_bias'])}). Tests: " + _tests(c["proximity"]["tests"]) + "."
     )
@@ -227,6 +229,40 @@ def _claim_sentences(a: dict) -> list[str]:
         "- Depth (the supervised arm with two attention layers): not tested; the package has no multi-layer model yet."
     )
     return [one, two, depth]
+
+
+def _pretraining_lines(a: dict) -> list[str]:
+    """Describe what masked reconstruction learned: the SPT model where its label phase starts, and controls."""
+    arms, learned = a["arms"], a["pretraining"]
+    two_d = "proximity_2d_at_label_start" in arms["spt"]
+    index = f", 2-D proximity index {_ci(arms['spt']['proximity_2d_at_label_start'], 4, '+')}" if two_d else ""
+    base = learned.get("reconstruction_baselines")
+    guesses = (
+        f"; guesses without attention: the position's most frequent training token {base['position_mode']:.3f}, "
+        f"the vote of the unmasked neighbours {base['neighbour_vote']:.3f}"
+        if base
+        else ""
+    )
+    lines = [
+        "What masked reconstruction learned (the SPT model at the end of its pretraining, test sequences): "
+        f"proximity index {_ci(arms['spt']['proximity_at_label_start'], 4, '+')}{index}; share of the attention's "
+        "departure from uniform that depends on the key position alone (stripes) "
+        f"{_ci(arms['spt']['key_position_share_at_label_start'])}. Accuracy on masked test positions: SPT's model "
+        f"{_ci(arms['spt']['reconstruction_accuracy_at_label_start'])}, the same model with W reset to its "
+        f"initialisation (the complement's start) {_ci(arms['complement']['reconstruction_accuracy_at_label_start'])}"
+        f"{guesses}. Excess mean attention over uniform by offset (rows, columns) from the query, after pretraining:",
+        "",
+    ]
+    offsets = learned["offsets_after_pretraining"]
+    keys = sorted(offsets, key=lambda k: tuple(int(v) for v in k.split(",")))
+    lines += ["| offset | " + " | ".join(f"({k})" for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    lines.append("| excess attention | " + " | ".join(f"{offsets[k]:+.4f}" for k in keys) + " |")
+    seconds = a["training_seconds"]
+    lines += [
+        "",
+        f"Training time of these cells: {seconds:.0f} s (sum of the cells' timers; 2 cores shared with other jobs).",
+    ]
+    return lines
 
 
 def _tests(tests: list) -> str:
@@ -263,7 +299,11 @@ def _ablations_section(a: dict, dataset: str, name: str) -> list[str]:
         "",
         *_ablation_table(a, two_d),
         "",
+        f"The paper's claims, read from these numbers. {_ablations.RULES}",
+        "",
         *_claim_sentences(a),
+        "",
+        *_pretraining_lines(a),
         "",
     ]
 
