@@ -223,6 +223,18 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
 
 
 @functools.lru_cache(maxsize=16)
+def _initialiser(config: ModelConfig):
+    """Jitted: ``init`` for a stack of keys (one compilation per configuration)."""
+    return jax.jit(jax.vmap(lambda key: init(key, config)))
+
+
+@functools.lru_cache(maxsize=16)
+def proximity_per_map(radius: int = 1, width: int | None = None):
+    """Jitted: ``proximity.proximity_index`` of each map of a stack ``(s, n, n)`` (one value per map)."""
+    return jax.jit(jax.vmap(lambda a: proximity_index(a, radius=radius, width=width)))
+
+
+@functools.lru_cache(maxsize=16)
 def _evaluator(config: ModelConfig):
     """Jitted, per seed: test and train accuracy and label loss, mean attention on the test sequences."""
 
@@ -286,7 +298,7 @@ def start(
         if score_bias is not None:
             check_array("score_bias", score_bias, (config.n, config.n))
         init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
-        params = jax.vmap(lambda k: init(k, config))(init_keys[:, 0])
+        params = _initialiser(config)(init_keys[:, 0])
         bias = jnp.zeros((config.n, config.n), params.value.dtype) if score_bias is None else jnp.asarray(score_bias)
         run = Run(
             config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), bias, name, log, keep_params
@@ -372,10 +384,9 @@ def _record(run: Run, params: Params, phase: int, loss) -> Run:
     )
     row = {k: np.asarray(v) for k, v in metrics.items()}
     # the index is linear in A: the index of the mean attention map is the mean index of the sequences
-    row["proximity"] = np.asarray(jax.vmap(lambda a: proximity_index(a, radius=s.radius))(row["attention"]))
+    row["proximity"] = np.asarray(proximity_per_map(s.radius)(row["attention"]))
     if s.width is not None:
-        index_2d = jax.vmap(lambda a: proximity_index(a, radius=s.radius, width=s.width))
-        row["proximity_2d"] = np.asarray(index_2d(row["attention"]))
+        row["proximity_2d"] = np.asarray(proximity_per_map(s.radius, s.width)(row["attention"]))
     row.update(step=run.step, phase=phase, loss=None if loss is None else np.asarray(loss))
     if run.keep_params:
         row["params"] = params

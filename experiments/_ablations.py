@@ -53,6 +53,8 @@ SHORT_NAMES = {
     "prior_init": "prior W",
     "prior_bias": "prior bias",
 }
+_attention = jax.jit(attention_maps, static_argnums=1)
+_reconstruction = jax.jit(reconstruction_accuracy, static_argnums=1)
 STATISTICS = ("test_accuracy", "train_accuracy", "test_label_loss", "train_label_loss", "proximity", "proximity_2d")
 LEVEL = 0.95
 
@@ -64,7 +66,7 @@ def cell_path(name: str, arm: str, seed: int, root=None):
 
 def prior_record(config: ModelConfig, width: int | None) -> dict:
     """How the proximity priors are built for ``config`` (seed 0's encoding; sinusoidal: every seed's)."""
-    _, prior = ablation.prior_query_key(init(jax.random.key(0), config), config, width)
+    _, prior = ablation.prior_query_key(jax.jit(init, static_argnums=1)(jax.random.key(0), config), config, width)
     k = ablation.neighbour_count(config.n, width)
     return {
         "neighbours_per_interior_position": k,
@@ -140,8 +142,8 @@ def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: Trai
         "label_start": start,
         "query_key_start": np.asarray(query_key_matrix(params[0])),
         "query_key_end": np.asarray(query_key_matrix(params[1])),
-        "attention_start": np.asarray(attention_maps(params[0], config, x, score_bias=bias).mean(axis=0)),
-        "reconstruction_accuracy_start": np.asarray(reconstruction_accuracy(params[0], config, x, masks)),
+        "attention_start": np.asarray(_attention(params[0], config, x, score_bias=bias).mean(axis=0)),
+        "reconstruction_accuracy_start": np.asarray(_reconstruction(params[0], config, x, masks)),
     }
 
 
@@ -309,27 +311,44 @@ def _curves(ax, name: str, arms, root):
     ax.legend(loc="lower right")
 
 
+MAPS = (
+    ("spt", "attention_start", "SPT after pretraining"),
+    ("spt", "attention", "SPT, end"),
+    ("supervised", "attention", "supervised, end"),
+    ("prior_bias", "attention", "score-bias prior, end"),
+)
+
+
 def plot(name: str, title: str, root=None):
-    """Plot final test accuracy and proximity per arm (95% intervals) and the accuracy curves of the arms."""
+    """Plot final accuracy and proximity per arm (95% intervals), accuracy curves, and attention maps."""
     record = read_json(data_dir(name, root) / "settings.json")
     metrics = final_metrics(name, root)["arms"]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    _errorbars(axes[0, 0], metrics, "test_accuracy", "test")
-    _errorbars(axes[0, 0], metrics, "train_accuracy", "train", offset=0.3, color="tab:grey")
-    axes[0, 0].axhline(metrics["supervised"]["test_accuracy"]["mean"], color="tab:blue", linestyle=":", linewidth=1)
-    axes[0, 0].set_ylabel("final accuracy (mean, 95% t interval, seeds)")
-    axes[0, 0].legend(loc="lower right")
-    _errorbars(axes[0, 1], metrics, "proximity", "1-D (lag 1)")
+    fig = plt.figure(figsize=(13, 12.5))
+    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 0.8])
+    top = [fig.add_subplot(grid[r, 2 * c : 2 * c + 2]) for r in range(2) for c in range(2)]
+    _errorbars(top[0], metrics, "test_accuracy", "test")
+    _errorbars(top[0], metrics, "train_accuracy", "train", offset=0.3, color="tab:grey")
+    top[0].axhline(metrics["supervised"]["test_accuracy"]["mean"], color="tab:blue", linestyle=":", linewidth=1)
+    top[0].set_ylabel("final accuracy (mean, 95% t interval, seeds)")
+    top[0].legend(loc="lower right")
+    _errorbars(top[1], metrics, "proximity", "1-D (lag 1)")
     if "proximity_2d" in metrics["supervised"]:
-        _errorbars(axes[0, 1], metrics, "proximity_2d", "2-D (lag 1 in a row, lag width)", offset=0.3, color="tab:red")
-    axes[0, 1].axhline(0, color="black", linewidth=0.6)
-    axes[0, 1].set_ylabel(f"final proximity index (r = {record['training']['radius']})")
-    axes[0, 1].legend(loc="upper left")
-    _curves(axes[1, 0], name, ("supervised", "spt", "transplant", "complement"), root)
-    _curves(axes[1, 1], name, ("supervised", "frozen_qk", "prior_init", "prior_bias"), root)
-    for ax in axes[1]:
+        _errorbars(top[1], metrics, "proximity_2d", "2-D (lag 1 in a row, lag width)", offset=0.3, color="tab:red")
+    top[1].axhline(0, color="black", linewidth=0.6)
+    top[1].set_ylabel(f"final proximity index (r = {record['training']['radius']})")
+    top[1].legend(loc="upper left")
+    _curves(top[2], name, ("supervised", "spt", "transplant", "complement"), root)
+    _curves(top[3], name, ("supervised", "frozen_qk", "prior_init", "prior_bias"), root)
+    for ax in top[2:]:
         ax.axvline(record["training"]["spt_steps"], color="grey", linestyle=":", linewidth=1)
         ax.set_title("dotted: the arms built from SPT's pretraining switch to labels")
+    for c, (arm, key, label) in enumerate(MAPS):
+        ax = fig.add_subplot(grid[2, c])
+        im = ax.imshow(load(name, arm, root)[key][0], cmap="viridis", vmin=0)
+        ax.set_title(f"{label} (seed 0)")
+        ax.set_xlabel("key position j")
+        ax.set_ylabel("query position i")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(f"{title}: {record['seeds']} seeds, {record['training']['total_steps']} optimiser steps per arm")
     fig.tight_layout()
     return save_figure(fig, name, root)

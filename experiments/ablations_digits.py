@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from blindspot import ablation  # noqa: E402
 from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import digits  # noqa: E402
-from blindspot.training import Dataset, TrainSettings  # noqa: E402
+from blindspot.training import Dataset, TrainSettings, merge  # noqa: E402
 from experiments import _ablations  # noqa: E402
 from experiments import training_dynamics_digits as dynamics  # noqa: E402
 from experiments._dynamics import data_digest  # noqa: E402
@@ -122,7 +122,7 @@ def sweep(small: bool = False, root=None) -> list[dict]:
     for i, setting in enumerate(sweep_grid(small)):
         path = folder / f"setting{i}.json"
         if not path.exists():
-            write_json(path, _sweep_cell(setting, split, small, label=f"sweep {i}"))
+            write_json(path, _sweep_cell(setting, split, small))
         results.append(read_json(path))
     return results
 
@@ -131,13 +131,17 @@ def _describe(config: ModelConfig, settings: TrainSettings) -> dict:
     return {"config": config.to_dict(), "training": settings._asdict()}
 
 
-def _sweep_cell(setting: dict, split: Dataset, small: bool, label: str) -> dict:
+def _sweep_cell(setting: dict, split: Dataset, small: bool) -> dict:
     """Train both arms of one setting: validation accuracy and SPT's proximity indices, per sweep seed."""
     config, settings = model(setting, small)
     if not small:  # evaluate at the switch and at the end only, on the whole validation split
         settings = settings._replace(eval_every=settings.spt_steps, eval_size=split.test_tokens.shape[0])
     keys = jax.random.split(jax.random.PRNGKey(7), SWEEP_SEEDS)
-    h = ablation.train_arms(config, split, keys, arms=("supervised", "spt"), settings=settings, label=label, log=None)
+    runs = [  # one seed at a time, as every other training here: one compilation for any number of seeds
+        ablation.train_arms(config, split, keys[i : i + 1], arms=("supervised", "spt"), settings=settings, log=None)
+        for i in range(SWEEP_SEEDS)
+    ]
+    h = {arm: merge([r[arm] for r in runs]) for arm in ("supervised", "spt")}
     switch = int(np.flatnonzero(h["spt"].steps == settings.spt_steps)[-1])
     return {
         "setting": setting,
