@@ -253,16 +253,40 @@ def _pretraining_lines(a: dict) -> list[str]:
         f"{guesses}. Excess mean attention over uniform by offset (rows, columns) from the query, after pretraining:",
         "",
     ]
-    offsets = learned["offsets_after_pretraining"]
-    keys = sorted(offsets, key=lambda k: tuple(int(v) for v in k.split(",")))
-    lines += ["| offset | " + " | ".join(f"({k})" for k in keys) + " |", "|---|" + "---|" * len(keys)]
-    lines.append("| excess attention | " + " | ".join(f"{offsets[k]:+.4f}" for k in keys) + " |")
+    offsets = {tuple(int(v) for v in k.split(",")): x for k, x in learned["offsets_after_pretraining"].items()}
+    rows, cols = sorted({r for r, _ in offsets}), sorted({c for _, c in offsets})
+    lines += ["| row offset | " + " | ".join(f"column {c:+d}" for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {r:+d} | " + " | ".join(f"{offsets[r, c]:+.4f}" for c in cols) + " |" for r in rows]
     seconds = a["training_seconds"]
     lines += [
         "",
         f"Training time of these cells: {seconds:.0f} s (sum of the cells' timers; 2 cores shared with other jobs).",
     ]
     return lines
+
+
+def _sweep_lines(selection: dict) -> list[str]:
+    """Describe the sweep on the validation split: every setting, both arms, SPT's locality, the choice."""
+    lines = [
+        f"Setting chosen on a validation split ({100 * selection['validation_fraction']:.0f}% of the training set, "
+        f"stratified; the test set is not used): {selection['rule']}. Every setting of the sweep (validation "
+        "accuracy, mean over the sweep's seeds; SPT's 2-D proximity index after pretraining and at the end):",
+        "",
+        "| # | embedding scale | query-key | width | budget | supervised | SPT | SPT 2-D index after pretraining "
+        "| SPT 2-D index, end | supervised 2-D index, end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(selection["sweep"]):
+        s, acc = r["setting"], r["validation_accuracy"]
+        chosen = " (chosen)" if i == selection["chosen"] else ""
+        lines.append(
+            f"| {i}{chosen} | {s['embedding_scale']} | {'rank ' + str(s['qk_rank']) if s['qk_rank'] else 'full'} "
+            f"| {s['d']} | {s['total_steps']} | {np.mean(acc['supervised']):.3f} | {np.mean(acc['spt']):.3f} "
+            f"| {np.mean(r['spt_proximity_2d_after_pretraining']):+.4f} | {np.mean(r['spt_proximity_2d_end']):+.4f} "
+            f"| {np.mean(r['supervised_proximity_2d_end']):+.4f} |"
+        )
+    seconds = sum(r["seconds"] for r in selection["sweep"])
+    return lines + ["", f"Training time of the sweep: {seconds:.0f} s (sum of its timers; 2 shared cores)."]
 
 
 def _tests(tests: list) -> str:
@@ -294,6 +318,7 @@ def _ablations_section(a: dict, dataset: str, name: str) -> list[str]:
         f"{p['pushforward_residual_fraction']:.3f} of the pattern), gain {p['w_gain']:.3g}, giving the positional "
         f"block alone an index of {p['w_positional_proximity_index']:.4f}.",
         "",
+        *(_sweep_lines(s["selection"]) + [""] if "selection" in s else []),
         "Final values: mean [95% Student t interval over seeds]; paired differences against the supervised arm "
         "per seed (same initialisation and data). Per-seed values are in `summary.json`.",
         "",
