@@ -327,7 +327,7 @@ def advance(run: Run, phase: Phase) -> Run:
 
 
 def with_params(run: Run, params: Params) -> Run:
-    """``run`` continued from other parameters (same step, PRNG state and training loss): its last evaluation is redone.
+    """Continue ``run`` from other parameters: same step, PRNG state and training loss; its last evaluation redone.
 
     The surgery between two phases (transplant, reset) of the ablation arms.
     """
