@@ -223,12 +223,6 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
 
 
 @functools.lru_cache(maxsize=16)
-def _initialiser(config: ModelConfig):
-    """Jitted: ``init`` for a stack of keys (one compilation per configuration)."""
-    return jax.jit(jax.vmap(lambda key: init(key, config)))
-
-
-@functools.lru_cache(maxsize=16)
 def proximity_per_map(radius: int = 1, width: int | None = None):
     """Jitted: ``proximity.proximity_index`` of each map of a stack ``(s, n, n)`` (one value per map)."""
     return jax.jit(jax.vmap(lambda a: proximity_index(a, radius=radius, width=width)))
@@ -298,7 +292,8 @@ def start(
         if score_bias is not None:
             check_array("score_bias", score_bias, (config.n, config.n))
         init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
-        params = _initialiser(config)(init_keys[:, 0])
+        # one key at a time: the random draws compile once per shape, for every configuration alike
+        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(init(k, config) for k in init_keys[:, 0]))
         bias = jnp.zeros((config.n, config.n), params.value.dtype) if score_bias is None else jnp.asarray(score_bias)
         run = Run(
             config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), bias, name, log, keep_params

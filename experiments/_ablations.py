@@ -66,7 +66,7 @@ def cell_path(name: str, arm: str, seed: int, root=None):
 
 def prior_record(config: ModelConfig, width: int | None) -> dict:
     """How the proximity priors are built for ``config`` (seed 0's encoding; sinusoidal: every seed's)."""
-    _, prior = ablation.prior_query_key(jax.jit(init, static_argnums=1)(jax.random.key(0), config), config, width)
+    _, prior = ablation.prior_query_key(init(jax.random.key(0), config), config, width)
     k = ablation.neighbour_count(config.n, width)
     return {
         "neighbours_per_interior_position": k,
