@@ -35,6 +35,7 @@ from blindspot.config import ModelConfig, check_config
 from blindspot.directions import pushforward
 from blindspot.model import Params, check_params, positions
 from blindspot.positional import interior, neighbours
+from blindspot.proximity import proximity_index
 from blindspot.training import (
     Dataset,
     History,
@@ -43,7 +44,6 @@ from blindspot.training import (
     advance,
     check_settings,
     history,
-    proximity_per_map,
     start,
     with_params,
 )
@@ -115,7 +115,7 @@ def prior_query_key(params: Params, config: ModelConfig, width: int | None = Non
     pf = pushforward(jnp.asarray(near, p.dtype), p, scale=scale, rtol=PUSHFORWARD_RTOL)
     reached = np.asarray(scale * p @ pf.w @ p.T)
     attention = jnp.asarray(_softmax_rows(GAINS[:, None, None] * reached))
-    index = [float(x) for x in proximity_per_map(1, width)(attention)]
+    index = [float(x) for x in jax.vmap(lambda a: proximity_index(a, width=width))(attention)]
     target = 0.5 * (1 - neighbour_count(config.n, width) / config.n)
     best = next((i for i, x in enumerate(index) if x >= target), int(np.argmax(index)))
     w = GAINS[best] * pf.w

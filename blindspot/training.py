@@ -223,12 +223,6 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
 
 
 @functools.lru_cache(maxsize=16)
-def proximity_per_map(radius: int = 1, width: int | None = None):
-    """Jitted: ``proximity.proximity_index`` of each map of a stack ``(s, n, n)`` (one value per map)."""
-    return jax.jit(jax.vmap(lambda a: proximity_index(a, radius=radius, width=width)))
-
-
-@functools.lru_cache(maxsize=16)
 def _evaluator(config: ModelConfig):
     """Jitted, per seed: test and train accuracy and label loss, mean attention on the test sequences."""
 
@@ -379,9 +373,10 @@ def _record(run: Run, params: Params, phase: int, loss) -> Run:
     )
     row = {k: np.asarray(v) for k, v in metrics.items()}
     # the index is linear in A: the index of the mean attention map is the mean index of the sequences
-    row["proximity"] = np.asarray(proximity_per_map(s.radius)(row["attention"]))
+    row["proximity"] = np.asarray(jax.vmap(lambda a: proximity_index(a, radius=s.radius))(row["attention"]))
     if s.width is not None:
-        row["proximity_2d"] = np.asarray(proximity_per_map(s.radius, s.width)(row["attention"]))
+        index_2d = jax.vmap(lambda a: proximity_index(a, radius=s.radius, width=s.width))
+        row["proximity_2d"] = np.asarray(index_2d(row["attention"]))
     row.update(step=run.step, phase=phase, loss=None if loss is None else np.asarray(loss))
     if run.keep_params:
         row["params"] = params

@@ -53,8 +53,6 @@ SHORT_NAMES = {
     "prior_init": "prior W",
     "prior_bias": "prior bias",
 }
-_attention = jax.jit(attention_maps, static_argnums=1)
-_reconstruction = jax.jit(reconstruction_accuracy, static_argnums=1)
 STATISTICS = ("test_accuracy", "train_accuracy", "test_label_loss", "train_label_loss", "proximity", "proximity_2d")
 LEVEL = 0.95
 
@@ -142,8 +140,8 @@ def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: Trai
         "label_start": start,
         "query_key_start": np.asarray(query_key_matrix(params[0])),
         "query_key_end": np.asarray(query_key_matrix(params[1])),
-        "attention_start": np.asarray(_attention(params[0], config, x, score_bias=bias).mean(axis=0)),
-        "reconstruction_accuracy_start": np.asarray(_reconstruction(params[0], config, x, masks)),
+        "attention_start": np.asarray(attention_maps(params[0], config, x, score_bias=bias).mean(axis=0)),
+        "reconstruction_accuracy_start": np.asarray(reconstruction_accuracy(params[0], config, x, masks)),
     }
 
 
