@@ -63,6 +63,10 @@ class ModelConfig:
         The scale $s > 0$ of the random query-key initialisation.
     qk_rank
         ``None``: $W$ is a free $d \times d$ matrix; ``r >= 1``: factored $W = W_Q W_K^\top$ of rank r.
+    embedding_scale
+        Standard deviation $s > 0$ of the token embeddings, drawn $N(0, s^2)$. At $s = 1$ a token
+        embedding has squared norm about $d$, twice that of a sinusoidal encoding ($d/2$), so content
+        outweighs position in the scores; smaller $s$ lets positions shape them.
     """
 
     n: int = 16
@@ -80,6 +84,7 @@ class ModelConfig:
     qk_init: str = "zero"
     qk_init_scale: float = 0.1
     qk_rank: int | None = None
+    embedding_scale: float = 1.0
 
     def __post_init__(self):
         check_int("n", self.n, 2)
@@ -98,6 +103,7 @@ class ModelConfig:
         check_float("qk_init_scale", self.qk_init_scale, 0.0, float("inf"))
         if self.qk_rank is not None:
             check_int("qk_rank", self.qk_rank, 1, self.d)
+        check_float("embedding_scale", self.embedding_scale, 0.0, float("inf"))
 
     @property
     def mask_id(self) -> int:

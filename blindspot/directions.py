@@ -510,7 +510,9 @@ class Pushforward(NamedTuple):
     residual_fraction: Float[Array, ""]
 
 
-def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], *, scale: float = 1.0) -> Pushforward:
+def pushforward(
+    direction: Float[Array, "n n"], encodings: Float[Array, "n d"], *, scale: float = 1.0, rtol: float | None = None
+) -> Pushforward:
     r"""Push a score direction D to the query-key matrix: $\min_W \lVert c\, H W H^\top - D \rVert_F$ (P8).
 
     Parameters
@@ -523,6 +525,10 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
         ``scale = 1/sqrt(d)``).
     scale
         The factor c in $S = c\, H W H^\top$.
+    rtol
+        Singular values of H below ``rtol`` times the largest are treated as zero (a truncated
+        pseudo-inverse: a W of moderate norm when H is ill-conditioned, at the price of a larger
+        residual); ``None``: numpy's default, the numerical rank.
 
     Returns
     -------
@@ -538,8 +544,10 @@ def pushforward(direction: Float[Array, "n n"], encodings: Float[Array, "n d"], 
     check_array("encodings", encodings, (None, None))
     check_array("direction", direction, (np.shape(encodings)[0],) * 2)
     check_float("scale", scale, 0.0, float("inf"))
+    if rtol is not None:
+        check_float("rtol", rtol, 0.0, 1.0, open_low=False)
     _check_nonzero("direction", direction)
-    pinv = jnp.linalg.pinv(encodings)
+    pinv = jnp.linalg.pinv(encodings, rtol=rtol)
     w = pinv @ direction @ pinv.T / scale
     residual = direction - scale * encodings @ w @ encodings.T
     return Pushforward(w, jnp.linalg.norm(residual) / jnp.linalg.norm(direction))

@@ -71,7 +71,8 @@ class Params(NamedTuple):
 def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
     r"""Draw parameters for ``config`` from ``key`` (default dtype: JAX's default float).
 
-    Embeddings are $N(0, 1)$; value, MLP and head weights $N(0, 1/\text{fan-in})$, biases 0.
+    Token embeddings are $N(0, s^2)$ (``config.embedding_scale``, default 1); value, MLP and head
+    weights $N(0, 1/\text{fan-in})$, biases 0.
     Query-key: ``"zero"`` gives $W = 0$ (in factored form $W_K = 0$, $W_Q$ random, so the first
     gradient step is not stuck at a saddle); ``"random"`` gives entries of $W$ with variance
     $s^2/d$ (factored: $W_Q, W_K$ entries with variance $s/(d\sqrt r)$ each, same score scale).
@@ -101,7 +102,7 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
             normal(keys[4], (d, h), 1.0 / d), jnp.zeros(h, dtype), normal(keys[5], (h, d), 1.0 / h), jnp.zeros(d, dtype)
         )
     return Params(
-        token_embedding=normal(keys[0], (v + 1, d), 1.0),
+        token_embedding=normal(keys[0], (v + 1, d), config.embedding_scale**2),
         positional=positional_encoding(keys[1], n, d, config.positional, centred=config.centred, dtype=dtype),
         query_key=qk,
         value=normal(keys[6], (d, d), 1.0 / d),

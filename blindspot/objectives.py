@@ -1,9 +1,10 @@
-"""The two objectives: label supervision and masked reconstruction.
+r"""The two objectives: label supervision and masked reconstruction.
 
 Each exists in two views. The *score-space view* (``*_at_scores``) takes one sequence and a
 score matrix $S$ and holds every other parameter fixed: $L_{cls}(S)$, $L_{rec}(S)$. The
 *parameter view* (``classification_loss``, ``reconstruction_loss``) computes $S$ from the
-parameters and averages over a batch.
+parameters and averages over a batch; its optional ``score_bias`` $B$ adds a fixed $n \times n$
+perturbation to the scores of every sequence (a fixed relative-position bias: $S + B$).
 
 Validation (``blindspot.checks``): every function checks ``params`` against ``config``, data ids in
 ``[0, V)`` (MASK is introduced by masking only), labels in ``[0, classes)``, boolean masks and
@@ -131,39 +132,90 @@ def reconstruction_scores(params: Params, config: ModelConfig, tokens, mask) -> 
 
 
 def classification_loss(
-    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
+    params: Params,
+    config: ModelConfig,
+    tokens: Int[Array, "b n"],
+    labels: Int[Array, " b"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
 ) -> Float[Array, ""]:
-    """Mean classification cross-entropy over a batch (parameter view)."""
+    """Mean classification cross-entropy over a batch (parameter view); scores plus ``score_bias`` if given."""
     _check_batch(params, config, tokens, labels=labels)
+    _check_score_bias(config, score_bias)
 
     def one(x, y):
-        return classification_loss_at_scores(params, config, x, y, scores(params, config, x))
+        return classification_loss_at_scores(params, config, x, y, _biased(scores(params, config, x), score_bias))
 
     return jnp.mean(jax.vmap(one)(tokens, labels))
 
 
 def reconstruction_loss(
-    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]
+    params: Params,
+    config: ModelConfig,
+    tokens: Int[Array, "b n"],
+    masks: Bool[Array, "b n"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
 ) -> Float[Array, ""]:
-    """Mean masked reconstruction loss over a batch (parameter view)."""
+    """Mean masked reconstruction loss over a batch (parameter view); scores plus ``score_bias`` if given."""
     _check_batch(params, config, tokens, masks=masks)
+    _check_score_bias(config, score_bias)
 
     def one(x, m):
-        return reconstruction_loss_at_scores(params, config, x, m, reconstruction_scores(params, config, x, m))
+        s = _biased(reconstruction_scores(params, config, x, m), score_bias)
+        return reconstruction_loss_at_scores(params, config, x, m, s)
 
     return jnp.mean(jax.vmap(one)(tokens, masks))
 
 
 def accuracy(
-    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], labels: Int[Array, " b"]
+    params: Params,
+    config: ModelConfig,
+    tokens: Int[Array, "b n"],
+    labels: Int[Array, " b"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
 ) -> Float[Array, ""]:
-    """Fraction of sequences whose arg-max class equals the label."""
+    """Fraction of sequences whose arg-max class equals the label; scores plus ``score_bias`` if given."""
     _check_batch(params, config, tokens, labels=labels)
+    _check_score_bias(config, score_bias)
 
     def predict(x):
-        return jnp.argmax(class_logits_at_scores(params, config, x, scores(params, config, x))).astype(jnp.int32)
+        logits = class_logits_at_scores(params, config, x, _biased(scores(params, config, x), score_bias))
+        return jnp.argmax(logits).astype(jnp.int32)
 
     return jnp.mean(jax.vmap(predict)(tokens) == jnp.asarray(labels).astype(jnp.int32))
+
+
+def reconstruction_accuracy(
+    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]
+) -> Float[Array, ""]:
+    r"""Fraction of masked positions whose arg-max reconstruction is the original token (linear heads).
+
+    The prediction at a masked $i$ is $\arg\max_v (f_i W_r + b_r)_v$ with $f$ the features of the masked
+    input; the mean is over every masked position of the batch (each sequence masks the same number).
+    """
+    _check_batch(params, config, tokens, masks=masks)
+    if config.reconstruction == "copy":
+        raise ValueError("config.reconstruction must be one of {cross_entropy, squared} here, got 'copy'")
+
+    def hits(x, m):
+        masked = mask_tokens(config, x, m)
+        f = features_at_scores(params, config, masked, scores(params, config, masked))
+        guess = jnp.argmax(f @ params.reconstructor.weight + params.reconstructor.bias, axis=-1).astype(jnp.int32)
+        return jnp.sum(jnp.where(m, guess == x, False))
+
+    return jnp.sum(jax.vmap(hits)(tokens, masks)) / jnp.sum(masks)
+
+
+def _check_score_bias(config: ModelConfig, score_bias) -> None:
+    if score_bias is not None:
+        check_array("score_bias", score_bias, (config.n, config.n))
+
+
+def _biased(s: Float[Array, "n n"], score_bias) -> Float[Array, "n n"]:
+    r"""Scores $S + B$: a fixed additive score perturbation $B$ shared by every sequence (``None``: $S$)."""
+    return s if score_bias is None else s + score_bias
 
 
 OBJECTIVES = ("classification", "reconstruction")

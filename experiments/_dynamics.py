@@ -39,17 +39,29 @@ def cell_path(name: str, init: str, arm: str, root=None):
 
 def settings_record(config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key) -> dict:
     """Everything the stored cells depend on: model, training, seeds, PRNG key and a digest of the data."""
+    return {
+        **training_record(config, data, settings, seeds=seeds, key=key),
+        "inits": list(INITS),
+        "budget": {arm: budget(settings, arm) for arm in ARMS},
+    }
+
+
+def data_digest(data: Dataset) -> str:
+    """SHA-256 of the bytes of every array of a data set (train and test, tokens and labels)."""
     digest = hashlib.sha256()
     for array in data:
         digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+    return digest.hexdigest()
+
+
+def training_record(config: ModelConfig, data: Dataset, settings: TrainSettings, *, seeds: int, key) -> dict:
+    """Return the part of a training experiment's settings record that every arm design shares."""
     return {
         "config": config.to_dict(),
-        "inits": list(INITS),
         "training": settings._asdict(),
-        "budget": {arm: budget(settings, arm) for arm in ARMS},
         "seeds": seeds,
         "key": np.asarray(jax.random.key_data(key)).tolist(),
-        "data_sha256": digest.hexdigest(),
+        "data_sha256": data_digest(data),
         "train_size": int(data.train_tokens.shape[0]),
         "test_size": int(data.test_tokens.shape[0]),
         "eval_size": int(min(settings.eval_size, data.test_tokens.shape[0])),
@@ -78,13 +90,23 @@ def compute(name: str, config: ModelConfig, data: Dataset, settings: TrainSettin
             continue
         cfg = dataclasses.replace(config, qk_init=init)
         h = train(cfg, data, keys, arm=arm, settings=settings, label=f"{name} {init:6s}")
-        write_npz(cell, **{k: v for k, v in h._asdict().items() if k != "params"})
+        write_npz(cell, **stored(h))
+
+
+def stored(h: History) -> dict:
+    """Return the arrays of a history that a data file keeps (not the parameters, not the fields that are ``None``)."""
+    return {k: v for k, v in h._asdict().items() if k != "params" and v is not None}
 
 
 def load(name: str, init: str, arm: str, root=None) -> History:
-    """Read one cell back."""
-    f = read_npz(cell_path(name, init, arm, root))
-    return History(**{k: (float(f[k]) if k == "seconds" else f[k]) for k in History._fields if k != "params"})
+    """Read one cell back (fields the file lacks, such as those recorded later, are ``None``)."""
+    return history_from(read_npz(cell_path(name, init, arm, root)))
+
+
+def history_from(f: dict) -> History:
+    """Return a ``History`` from the arrays of one data file."""
+    fields = {k: f[k] for k in History._fields if k in f}
+    return History(**{**fields, "seconds": float(f["seconds"])})
 
 
 def final_metrics(name: str, root=None) -> dict:

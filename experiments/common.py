@@ -5,6 +5,8 @@ as ``<root>/<name>.png`` and ``<root>/<name>.pdf``; ``root`` defaults to ``paper
 """
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import jax
@@ -96,3 +98,36 @@ def band(ax, x, values, label, **kwargs) -> None:
     mean, std = np.mean(values, axis=0), np.std(values, axis=0)
     (line,) = ax.plot(x, mean, label=label, **kwargs)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+class Progress:
+    """A text progress bar on stderr: ``done/total`` units, elapsed and estimated remaining time, a status.
+
+    On a terminal the bar is redrawn in place; otherwise one line is written per finished unit.
+    """
+
+    def __init__(self, name: str, total: int, unit: str = "cells"):
+        self.name, self.total, self.unit, self.done = name, total, unit, 0
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def status(self, text: str) -> None:
+        """Show ``text`` after the bar (terminal only)."""
+        if self.tty:
+            sys.stderr.write("\r" + self._line(text)[:160].ljust(160))
+            sys.stderr.flush()
+
+    def advance(self, text: str = "") -> None:
+        """Count one finished unit."""
+        self.done += 1
+        sys.stderr.write(("\r" if self.tty else "") + self._line(text) + ("" if self.tty else "\n"))
+        if self.tty and self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def _line(self, text: str) -> str:
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        bar = "#" * round(20 * self.done / max(self.total, 1))
+        eta = "?" if np.isnan(left) else f"{left:.0f}s"
+        return f"{self.name} [{bar:20s}] {self.done}/{self.total} {self.unit}, {elapsed:.0f}s, ~{eta} left {text}"

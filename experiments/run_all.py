@@ -28,6 +28,8 @@ PROG = "python experiments/run_all.py"
 FIGURES = (
     "training_dynamics_synthetic",
     "training_dynamics_digits",
+    "ablations_synthetic",
+    "ablations_digits",
     "parameter_alignment",
     "blindness_vs_n",
     "taylor_profiles",

@@ -24,6 +24,7 @@ from blindspot.config import ModelConfig
         ("qk_init", "ones", "{zero, random}"),
         ("qk_init_scale", 0.0, "(0.0, inf)"),
         ("qk_rank", 17, "[1, 16]"),
+        ("embedding_scale", 0.0, "(0.0, inf)"),
     ],
 )
 def test_bad_field_is_refused_with_a_one_line_message(field, value, allowed):

@@ -189,6 +189,22 @@ def test_proximity_pushforward_is_the_normalised_least_squares_w_of_the_dense_ke
     np.testing.assert_allclose(got, expected, atol=10 * close_tolerance(p.dtype, n * n))
 
 
+def test_truncated_pushforward_drops_the_small_singular_directions():
+    n, d = 8, 5
+    rng = np.random.default_rng(4)
+    u, _ = np.linalg.qr(rng.normal(size=(n, d)))
+    v, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    s = np.array([3.0, 1.0, 0.5, 1e-3, 1e-6])
+    p = (u * s) @ v.T
+    target = rng.normal(size=(n, n))
+    out = directions.pushforward(jnp.asarray(target), jnp.asarray(p), scale=0.5, rtol=1e-2)
+    # least squares against the rank-3 truncation of P, solved by numpy (an independent route)
+    p3 = (u[:, :3] * s[:3]) @ v[:, :3].T
+    w_ref, *_ = np.linalg.lstsq(0.5 * np.kron(p3, p3), target.reshape(-1), rcond=None)
+    np.testing.assert_allclose(out.w, w_ref.reshape(d, d), atol=close_tolerance(p.dtype, n * n) * 10)
+    assert np.abs(np.asarray(out.w)).max() < 100  # the full pseudo-inverse would scale by up to 1e12
+
+
 def test_positional_identity_gives_toeplitz_scores_for_sinusoidal():
     n, d = 12, 6
     p = positional_encoding(jax.random.key(0), n, d)

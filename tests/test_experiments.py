@@ -6,9 +6,12 @@ import re
 import shutil
 
 import jax
+import numpy as np
 import pytest
 
-from experiments import _dynamics, bench_analysis, device_check, results, run_all
+from blindspot import ablation
+from blindspot.tolerances import close_tolerance
+from experiments import _ablations, _dynamics, bench_analysis, device_check, results, run_all
 from experiments import training_dynamics_synthetic as synthetic
 
 
@@ -126,3 +129,55 @@ def test_device_check_smoke_runs_every_step_on_the_cpu(capsys):
     assert probe_run["routes"] == {"classification": "streamed", "reconstruction": "streamed"}
     assert probe_run["span_ranks"] == {"classification": 3, "reconstruction": 3}  # b = 3 < n(n - 1) = 56
     assert probe_run["seconds"] > 0 and probe_run["verdict"] == "not a GPU"
+
+
+ABLATIONS = ("ablations_synthetic", "ablations_digits")
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_every_arm_makes_the_same_number_of_steps(root, name):
+    record = json.loads((root / name / "settings.json").read_text())
+    t = record["training"]
+    for arm in ablation.ARMS:
+        c = _ablations.load(name, arm, root)
+        assert c["steps"][-1] == t["total_steps"] and np.all(np.diff(c["steps"]) == t["eval_every"])
+        # every evaluation after the first closes eval_every steps of the phase it records
+        steps = {p: t["eval_every"] * int(np.sum(c["phase"][1:] == p)) for p in (0, 1)}
+        assert {"reconstruction_steps": steps[0], "label_steps": steps[1], "total_steps": sum(steps.values())} == (
+            record["budget"][arm]
+        ), arm
+        assert len(c["test_accuracy"]) == record["seeds"]
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_transplant_frozen_and_complement_carry_the_right_query_key(root, name):
+    arms = {arm: _ablations.load(name, arm, root) for arm in ablation.ARMS}
+    pretrained = arms["spt"]["query_key_start"]
+    assert np.abs(pretrained).max() > 0  # masked reconstruction moved W away from its zero initialisation
+    np.testing.assert_array_equal(arms["transplant"]["query_key_start"], pretrained)  # bit for bit
+    np.testing.assert_array_equal(arms["frozen_qk"]["query_key_start"], pretrained)
+    np.testing.assert_array_equal(arms["frozen_qk"]["query_key_end"], pretrained)  # unchanged by fine-tuning
+    np.testing.assert_array_equal(arms["complement"]["query_key_start"], arms["supervised"]["query_key_start"])
+    assert not np.array_equal(arms["spt"]["query_key_end"], pretrained)  # unfrozen, W does train
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_score_bias_alone_gives_the_stated_proximity_index(root, name):
+    # W = 0 at initialisation, so the attention there is softmax(c N) whatever the tokens: index (1 - k/n) / 2
+    record = json.loads((root / name / "settings.json").read_text())
+    c = _ablations.load(name, "prior_bias", root)
+    index = c["proximity_2d" if record["training"]["width"] else "proximity"][:, 0]
+    k, n = record["prior"]["neighbours_per_interior_position"], record["config"]["n"]
+    np.testing.assert_allclose(index, (1 - k / n) / 2, rtol=close_tolerance(np.float64, n * n))
+
+
+def test_summary_carries_every_arm_per_seed_and_results_shows_them(root):
+    summary = json.loads((root / "summary.json").read_text())
+    text = (root / "RESULTS.md").read_text()
+    for dataset in ("synthetic", "digits"):
+        a = summary["ablations"][dataset]
+        for arm in ablation.ARMS:
+            stat = a["arms"][arm]["test_accuracy"]
+            assert len(stat["seeds"]) == a["settings"]["seeds"] and stat["ci95"][0] <= stat["mean"] <= stat["ci95"][1]
+            assert f"| {_ablations.ARM_NAMES[arm]} | {stat['mean']:.3f} [" in text
+        assert a["claims"]["bottleneck"]["verdict"] in ("holds", "partly", "not supported", "reversed")

@@ -114,6 +114,15 @@ def test_embedding_adds_token_and_position():
     np.testing.assert_array_equal(np.asarray(embed(params, tokens)), expected)
 
 
+def test_embedding_scale_scales_the_token_embeddings_only():
+    plain = init(jax.random.key(3), ModelConfig(n=5, d=3, mlp=4))
+    scaled = init(jax.random.key(3), ModelConfig(n=5, d=3, mlp=4, embedding_scale=0.25))
+    np.testing.assert_array_equal(np.asarray(scaled.token_embedding), 0.25 * np.asarray(plain.token_embedding))
+    for field in ("positional", "value", "mlp", "classifier"):
+        for a, b in zip(jax.tree.leaves(getattr(plain, field)), jax.tree.leaves(getattr(scaled, field))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_init_refuses_a_non_config():
     with pytest.raises(ValueError, match="config must be a ModelConfig"):
         init(jax.random.key(0), {"n": 4})

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from blindspot import numpy_model
 from blindspot.config import ModelConfig
 from blindspot.data import markov_tokens, sample_masks
 from blindspot.model import init, scores
@@ -13,6 +14,7 @@ from blindspot.objectives import (
     accuracy,
     classification_loss,
     classification_loss_at_scores,
+    reconstruction_accuracy,
     reconstruction_loss,
     reconstruction_loss_at_scores,
     reconstruction_scores,
@@ -161,3 +163,45 @@ def test_non_finite_scores_are_refused():
     config = ModelConfig(n=3, d=2)
     with pytest.raises(ValueError, match="scores must be finite"):
         config.check_batch(jnp.zeros((1, 3), jnp.int32), scores=jnp.full((1, 3, 3), jnp.nan))
+
+
+def test_score_bias_is_added_to_every_sequence_s_scores():
+    """Parameter view with a fixed bias B against the numpy model (an independent route) at S + B."""
+    config = ModelConfig(n=6, d=4, vocab=3, classes=3, residual=True, mlp=5, qk_init="random")
+    params, tokens, labels, masks = sample(config, 3)
+    bias = np.asarray(jax.random.normal(jax.random.key(9), (6, 6)))
+    want_cls = np.mean(
+        [
+            numpy_model.classification_loss(params, config, x, y, np.asarray(scores(params, config, x)) + bias)
+            for x, y in zip(tokens, labels)
+        ]
+    )
+    want_rec = np.mean(
+        [
+            numpy_model.reconstruction_loss(
+                params, config, x, m, np.asarray(reconstruction_scores(params, config, x, m)) + bias
+            )
+            for x, m in zip(tokens, masks)
+        ]
+    )
+    tol = close_tolerance(np.float64, 36)
+    assert float(classification_loss(params, config, tokens, labels, score_bias=bias)) == pytest.approx(
+        want_cls, rel=tol
+    )
+    assert float(reconstruction_loss(params, config, tokens, masks, score_bias=bias)) == pytest.approx(
+        want_rec, rel=tol
+    )
+    assert float(classification_loss(params, config, tokens, labels)) != pytest.approx(want_cls, rel=1e-3)
+
+
+def test_reconstruction_accuracy_counts_masked_hits():
+    config = ModelConfig(n=6, d=4, vocab=3, classes=3, mlp=5, qk_init="random")
+    params, tokens, _, masks = sample(config, 4, batch=8)
+    hits = total = 0
+    for x, m in zip(np.asarray(tokens), np.asarray(masks)):
+        masked = np.where(m, config.mask_id, x)
+        f = numpy_model.features(params, config, masked, np.asarray(scores(params, config, jnp.asarray(masked))))
+        guess = np.argmax(f @ np.asarray(params.reconstructor.weight) + np.asarray(params.reconstructor.bias), axis=1)
+        hits += int(np.sum((guess == x) & m))
+        total += int(m.sum())
+    assert float(reconstruction_accuracy(params, config, tokens, masks)) == pytest.approx(hits / total, abs=1e-15)

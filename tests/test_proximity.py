@@ -64,3 +64,34 @@ def test_bad_input():
         proximity_index(jnp.ones((3, 4)))
     with pytest.raises(ValueError, match="attention"):
         proximity_index(jnp.full((5, 5), jnp.nan))
+
+
+def reference_2d(a, width):
+    """Loops over the definition: 4-neighbour mass of pixels off the border minus 4/n."""
+    a = np.asarray(a)
+    n = a.shape[-1]
+    height, values = n // width, []
+    for row in a.reshape(-1, n, n):
+        for r in range(1, height - 1):
+            for c in range(1, width - 1):
+                i = r * width + c
+                values.append(row[i, [i - 1, i + 1, i - width, i + width]].sum() - 4 / n)
+    return np.mean(values)
+
+
+def test_image_index_against_loops_and_by_hand():
+    n, width = 16, 4  # a 4 x 4 image: four interior pixels
+    rng = np.random.default_rng(0)
+    a = rng.exponential(size=(3, n, n))
+    a /= a.sum(axis=-1, keepdims=True)
+    tol = close_tolerance(np.float64, a.size)
+    assert float(proximity_index(jnp.asarray(a), width=width)) == pytest.approx(reference_2d(a, width), abs=tol)
+    # a quarter of the mass on each of the four neighbours: the largest index, 1 - 4/n
+    i = np.arange(n)
+    pure = np.zeros((n, n))
+    for step in (1, -1, width, -width):
+        pure[i, (i + step) % n] = 0.25
+    assert float(proximity_index(jnp.asarray(pure), width=width)) == pytest.approx(1 - 4 / n, rel=tol)
+    # read as a sequence, only the two lag-1 neighbours count: 1/2 - 2/n
+    assert float(proximity_index(jnp.asarray(pure))) == pytest.approx(0.5 - 2 / n, rel=tol)
+    assert abs(float(proximity_index(jnp.full((n, n), 1.0 / n), width=width))) <= tol

@@ -68,7 +68,8 @@ def test_zero_init_starts_uniform_and_same_keys_same_result():
     a = train(CONFIG, data, keys, arm="supervised", settings=SETTINGS, log=lines.append)
     b = train(CONFIG, data, keys, arm="supervised", settings=SETTINGS, log=None)
     # no training loss exists at initialisation: the log says so, and none is recorded (no NaN placeholder)
-    assert len(lines) == len(a.steps) and "loss not evaluated" in lines[0]
+    # one line per evaluation and seed (the seeds run one after another)
+    assert len(lines) == 2 * len(a.steps) and "loss not evaluated" in lines[0] and "seed 1" in lines[-1]
     assert not any("nan" in line for line in lines)
     assert a.train_loss.shape == (2, len(a.steps) - 1) and np.all(np.isfinite(a.train_loss))
     assert np.all(np.abs(a.proximity[:, 0]) <= close_tolerance(jnp.float64, CONFIG.n**2))
