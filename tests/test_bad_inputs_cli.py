@@ -67,10 +67,10 @@ PROBE = [
         ["--n", "131072", "--taylor-order", "0", "--init", "random", "--route", "dense"],
         "(dense per-sample score gradients: ",
     ),
-    # streamed, b = 64, n = 2^17, d = r = 2048, chunk 2^25 // (b n) = 4: 5 b c n + 4 b n (d + r) = 1.38e11 numbers
+    # streamed, b = 64, n = 2^16 = --chunk, d = r = 16: 4 b c n + b n (d + r) = 1.0996e12 numbers = 8.8e12 B
     (
-        ["--n", "131072", "--d", "2048", "--taylor-order", "0", "--init", "random"],
-        "(streamed blocks and per-sample outputs: 1.1e+03 GB)",
+        ["--n", "65536", "--chunk", "65536", "--taylor-order", "0", "--init", "random"],
+        "(streamed blocks and per-sample outputs: 8.8e+03 GB)",
     ),
     # Gram intermediates 3 b^2 r^2 with r = d: 3 * 64^2 * 1e16 numbers = 9.83e20 B
     (["--d", "100000000"], "(score-gradient factors and their Gram matrix: 9.83e+11 GB) > --max-memory-gb 8;"),
