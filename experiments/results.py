@@ -257,12 +257,29 @@ def _pretraining_lines(a: dict) -> list[str]:
     rows, cols = sorted({r for r, _ in offsets}), sorted({c for _, c in offsets})
     lines += ["| row offset | " + " | ".join(f"column {c:+d}" for c in cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {r:+d} | " + " | ".join(f"{offsets[r, c]:+.4f}" for c in cols) + " |" for r in rows]
+    if base:
+        lines += ["", _reading(arms, base, "proximity_2d_at_label_start" if two_d else "proximity_at_label_start")]
     seconds = a["training_seconds"]
     lines += [
         "",
         f"Training time of these cells: {seconds:.0f} s (sum of the cells' timers; 2 cores shared with other jobs).",
     ]
     return lines
+
+
+def _reading(arms: dict, base: dict, index: str) -> str:
+    """One sentence on what pretraining learned, worded from the numbers."""
+    spt = arms["spt"]["reconstruction_accuracy_at_label_start"]
+    guess, value = max(base.items(), key=lambda kv: kv[1])
+    margin = spt["mean"] - value
+    reset = spt["mean"] - arms["complement"]["reconstruction_accuracy_at_label_start"]["mean"]
+    low, high = arms["spt"][index]["ci95"]
+    return (
+        f"Reading: after pretraining, SPT's accuracy on masked positions minus that of the best guess that uses no "
+        f"attention ({guess.replace('_', ' ')}) is {margin:+.3f}; resetting its W changes it by {-reset:+.3f}; its "
+        f"attention is {'local' if low > 0 else 'not resolved as local'} (proximity index interval [{low:+.4f}, "
+        f"{high:+.4f}])."
+    )
 
 
 def _sweep_lines(selection: dict) -> list[str]:
