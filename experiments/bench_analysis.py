@@ -11,14 +11,16 @@ batch 16), first-order data of both objectives, at the largest n whose dense mem
 4 GiB: the ratio of their times, target streamed at least as fast (ratio >= 1).
 (f) the streamed first-order probe at random initialisation (residual + MLP, d = 64, batch 64) at
 n = 256 .. 16384, each in a fresh subprocess: wall and CPU seconds and peak RSS against n, the
-log-log slopes of time and of the memory above the smallest run (targets: at most 2.2, the $n^2$ work;
-at most 1.2, no $n \times n$ object), and at n = 4096 the target of under 60 s with a peak under 4 GiB.
+log-log slopes of the CPU time and of the peak memory a run adds above the smallest run (targets: at
+most 2.2, the $n^2$ work; at most 1.2, no $n \times n$ object), and at n = 4096 the target of under 60 s
+with a peak under 4 GiB.
 
 Timings are best-of-``repeats`` after a warm-up call (compilation excluded), each ending with
 ``block_until_ready``; (d) and (f) time whole probe runs, compilation included. ``--quick``: n = 256
 for (c), n = 256 and 512 with batch 16 for (d), a 1 GiB budget for (e), n = 64, 256, 512 with batch
 16 for (f). ``--smoke``: tiny sizes and one repeat, only to check in seconds that every benchmark runs
-(its numbers and verdicts mean nothing).
+(its numbers and verdicts mean nothing). The full sizes take tens of minutes of CPU time: the n = 16384
+probe of (f) alone took 1327 s, one timing of the dense route of (e) 457 s.
 """
 
 import json
@@ -79,11 +81,14 @@ TARGET_N, TARGET_SECONDS, TARGET_PEAK_GIB = 4096, 60.0, 4.0
 PROBE_RUN = """
 import json, resource, sys, time
 start = time.perf_counter()
+import jax
 from blindspot import probe
 code = probe.main(sys.argv[1:])
 usage = resource.getrusage(resource.RUSAGE_SELF)
+device = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
 print("BENCH " + json.dumps({"exit": code, "seconds": time.perf_counter() - start,
-      "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}))
+      "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
+      "peak_device_mib": device and device / 2**20}))
 """
 
 
@@ -214,7 +219,8 @@ def streamed_scaling(*, sizes, d: int, batch: int) -> dict:
     """(f): the streamed first-order probe against n: times, peaks, log-log slopes and the n = 4096 target.
 
     The slopes are fitted to what a run adds above the smallest run (its start-up, compilation and runtime),
-    CPU seconds for time (wall seconds depend on what else the machine runs), peak RSS for memory.
+    CPU seconds for time (wall seconds depend on what else the machine runs; on a GPU the wall slope is the
+    one to read, also reported), peak RSS for memory (and the device's peak where it reports one).
     """
     options = ("--mlp", str(d), *RANDOM_INIT, "--route", "streamed")
     runs = [probe_run(n, d=d, batch=batch, options=options) for n in sizes]
@@ -222,8 +228,10 @@ def streamed_scaling(*, sizes, d: int, batch: int) -> dict:
     sizes_above = [r["n"] for r in ok[1:]]
     time_slope = loglog_slope(sizes_above, [r["cpu_seconds"] - ok[0]["cpu_seconds"] for r in ok[1:]])
     memory_slope = loglog_slope(sizes_above, [r["peak_rss_mib"] - ok[0]["peak_rss_mib"] for r in ok[1:]])
+    wall_slope = loglog_slope(sizes_above, [r["process_seconds"] - ok[0]["process_seconds"] for r in ok[1:]])
     report = {
         "runs": runs,
+        "wall_time_exponent_above_smallest_run": wall_slope,
         "cpu_time_exponent_above_smallest_run": time_slope,
         "time_target": "exponent <= 2.2 (the n^2 work)",
         "time_verdict": _verdict(time_slope is not None and time_slope <= 2.2),
@@ -248,7 +256,7 @@ def main(argv=None) -> int:
     """Command line: ``python experiments/bench_analysis.py [--quick | --smoke] [--skip-curvature]``."""
     parser = Parser(prog=PROG, description=" ".join(__doc__.split("\n\n")[0].split()))
     sizes = parser.add_mutually_exclusive_group()
-    sizes.add_argument("--quick", action="store_true", help="small sizes, for a sub-minute run")
+    sizes.add_argument("--quick", action="store_true", help="small sizes: minutes, not tens of minutes")
     sizes.add_argument("--smoke", action="store_true", help="tiny sizes: checks in seconds that everything runs")
     parser.add_argument("--skip-curvature", action="store_true", help="leave out (a) and (b)")
     try:

@@ -117,18 +117,29 @@ def test_bench_analysis_smoke_runs_every_benchmark(capsys):
     assert scaling["time_verdict"] in ("pass", "fail") and scaling["memory_verdict"] in ("pass", "fail")
 
 
-def test_device_check_smoke_runs_every_step_on_the_cpu(capsys):
-    """``python -m experiments.device_check --smoke``: verify, the benchmark's comparison and a probe, on a CPU."""
-    assert device_check.main(["--smoke"]) == 0
+def test_device_check_smoke_runs_every_step_on_the_cpu(tmp_path, capsys):
+    """``python -m experiments.device_check --smoke``: every step at tiny sizes, the summary written after each."""
+    assert device_check.main(["--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("device cpu:") and "dtype float64, matmul precision highest" in out
-    summary = json.loads(out[out.index("\n{") + 1 :])
-    assert summary["verify_exit"] == 0 and "P2" in out
-    assert summary["benchmark"]["n"] == 8 and summary["benchmark"]["verdict"] in ("pass", "fail")
+    summary = json.loads((tmp_path / "device_check.json").read_text())
+    assert list(summary)[2:] == list(device_check.STEPS) and all(summary[s]["step_seconds"] > 0 for s in device_check.STEPS)
+    assert summary["verify"]["exit"] == 0 and "P2" in out
+    assert summary["streamed_vs_dense"]["n"] == 8 and summary["streamed_vs_dense"]["verdict"] in ("pass", "fail")
+    assert [run["exit"] for run in summary["scaling"]["runs"]] == [0]
     probe_run = summary["probe"]
     assert probe_run["routes"] == {"classification": "streamed", "reconstruction": "streamed"}
     assert probe_run["span_ranks"] == {"classification": 3, "reconstruction": 3}  # b = 3 < n(n - 1) = 56
-    assert probe_run["seconds"] > 0 and probe_run["verdict"] == "not a GPU"
+    assert probe_run["bit_identical_reruns"] and probe_run["verdict"] == "not a GPU"
+
+
+@pytest.mark.parametrize("option", [["--steps", "probe,gpu"], ["--steps", ","], ["--out", "a-file"]])
+def test_device_check_refuses_a_bad_option_in_one_line(option, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("kept")
+    option = [str(tmp_path / x) if x == "a-file" else x for x in option]
+    assert device_check.main(["--smoke", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("--steps" in err or "--out" in err), err
 
 
 ABLATIONS = ("ablations_synthetic", "ablations_digits")

@@ -73,7 +73,7 @@ def test_streamed_equals_dense_autodiff_at_random_init(options, objective, chunk
 
 def test_masks_of_different_sizes_and_blocks_read_in_part():
     """Rows read by some samples only, a whole block read by one sample: placed rows against dense autodiff."""
-    params, config, tokens, _ = _setup(dict(residual=True, mlp=3))
+    params, config, tokens, _ = _setup(CASES[0][0])
     masks = np.zeros((B, N), bool)
     masks[0, :4], masks[1, 5], masks[2, [1, 3, 6]], masks[3, 6], masks[4, [0, 4]] = True, True, True, True, True
     masks = jnp.asarray(masks)
