@@ -47,7 +47,7 @@ def setup() -> str:
 
 
 def large_probe(smoke: bool) -> dict:
-    """The first-order probe twice in this process: wall seconds with and without compilation, peak, determinism."""
+    """Run the first-order probe twice in this process: seconds with and without compiling, peak, determinism."""
     argv = [*(SMOKE_PROBE if smoke else LARGE_PROBE), *FIRST_ORDER]
     args = probe.build_parser().parse_args(argv)
     seconds, reports = [], []
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m experiments.device_check [--smoke] [--steps A,B] [--out DIR]``."""
     parser = Parser(prog=PROG, description=" ".join(__doc__.split("\n\n")[1].split()))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks on a CPU in seconds that it all runs")
-    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, in order (default: {','.join(STEPS)})")
+    default = ",".join(STEPS)
+    parser.add_argument("--steps", default=default, help=f"comma-separated, in order (default: {default})")
     parser.add_argument("--out", help="folder for device_check.json, rewritten after each step")
     try:
         args = parser.parse_args(argv)

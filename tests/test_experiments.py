@@ -123,7 +123,8 @@ def test_device_check_smoke_runs_every_step_on_the_cpu(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("device cpu:") and "dtype float64, matmul precision highest" in out
     summary = json.loads((tmp_path / "device_check.json").read_text())
-    assert list(summary)[2:] == list(device_check.STEPS) and all(summary[s]["step_seconds"] > 0 for s in device_check.STEPS)
+    assert list(summary)[2:] == list(device_check.STEPS)
+    assert all(summary[step]["step_seconds"] > 0 for step in device_check.STEPS)
     assert summary["verify"]["exit"] == 0 and "P2" in out
     assert summary["streamed_vs_dense"]["n"] == 8 and summary["streamed_vs_dense"]["verdict"] in ("pass", "fail")
     assert [run["exit"] for run in summary["scaling"]["runs"]] == [0]
