@@ -66,8 +66,8 @@ def moments(coordinates: Float[Array, "b k"], *, covariance: bool = True) -> Mom
     check_shape("coordinates", coordinates, (None, None))
     check_finite("coordinates", coordinates)
     check_bool("covariance", covariance)
-    c = jnp.asarray(coordinates)
-    second = c.T @ c if covariance else jnp.sum(c**2)
+    c = np.asarray(coordinates)  # b x k: on the host, no compilation per shape
+    second = c.T @ c if covariance else np.sum(c**2)
     return Moments(int(c.shape[0]), c.sum(axis=0), second)
 
 
@@ -83,7 +83,7 @@ def norm_moments(count: int, mean_norm: float, squared_norm_sum: float) -> Momen
     """
     check_finite("mean_norm", np.asarray(mean_norm))
     check_finite("squared_norm_sum", np.asarray(squared_norm_sum))
-    return Moments(int(count), jnp.asarray([count * mean_norm]), jnp.asarray(squared_norm_sum))
+    return Moments(int(count), np.asarray([count * mean_norm]), np.asarray(squared_norm_sum))
 
 
 def combine(a: Moments, b: Moments) -> Moments:

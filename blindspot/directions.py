@@ -133,7 +133,13 @@ def column_sum(n: int, *, dtype=None) -> Float[Array, "m n n"]:
 
 def _proximity_weights(n: int, length: float, dtype) -> Float[Array, " m"]:
     r"""Weight of each diagonal in the normalised kernel: $e^{-|k|/l} / \lVert K \rVert_F$."""
-    k = jnp.abs(jnp.asarray(_offsets(n), dtype))
+    return _normalised_decay(jnp.asarray(_offsets(n), dtype), length)
+
+
+@jax.jit
+def _normalised_decay(offsets: Float[Array, " m"], length: float) -> Float[Array, " m"]:
+    n = (offsets.shape[0] + 1) // 2
+    k = jnp.abs(offsets)
     w = jnp.exp(-k / length)
     return w / jnp.sqrt(jnp.sum(w**2 * (n - k)))
 
@@ -389,8 +395,9 @@ def _one_direction(name: str, n: int, dtype):
     match = re.fullmatch(r"band_(\d+)", name)
     if match:
         k = check_int("band offset", int(match.group(1)), 1, n - 1)
-        weights = jnp.zeros(2 * n - 1, dtype).at[jnp.asarray([n - 1 - k, n - 1 + k])].set(1.0 / math.sqrt(2 * (n - k)))
-        return weights, lambda: band(n, k, dtype=dtype)
+        weights = np.zeros(2 * n - 1)
+        weights[[n - 1 - k, n - 1 + k]] = 1.0 / math.sqrt(2 * (n - k))
+        return jnp.asarray(weights, dtype), lambda: band(n, k, dtype=dtype)
     match = re.fullmatch(r"proximity(?:_([0-9.]+))?", name)
     if match:
         length = check_float("proximity length", match.group(1) or PROXIMITY_LENGTH, 0.0, float("inf"))
@@ -624,6 +631,11 @@ def first_step_cosine(gradient: Float[Array, "d d"], positions: Float[Array, "n 
     """
     check_array("positions", positions, (None, None))
     check_array("gradient", gradient, (np.shape(positions)[1],) * 2)
+    return _first_step_cosine(gradient, positions)
+
+
+@jax.jit
+def _first_step_cosine(gradient, positions):
     direction = positional_identity(positions)
     norm = jnp.linalg.norm(gradient)
     return jnp.where(norm > 0, jnp.sum(gradient * direction) / jnp.where(norm > 0, norm, 1.0), 0.0)

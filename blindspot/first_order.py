@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from blindspot import directions, fast_paths, jacobian, streamed
 
@@ -52,7 +53,7 @@ def _from_gram(route, gram, statistics, mean_norm, w_grads, per_sample=None) -> 
     r"""Span from the Gram matrix K of the samples, their norms $\sqrt{K_{bb}}$."""
     n = statistics.rows.shape[-1]
     span = jacobian.span_from_gram(gram, n * n)
-    norms = jnp.sqrt(jnp.clip(jnp.diag(gram), 0.0))
+    norms = np.sqrt(np.clip(np.diag(np.asarray(gram)), 0.0, None))  # b numbers: on the host
     return FirstOrder(route, per_sample, span, statistics, mean_norm, norms, w_grads)
 
 

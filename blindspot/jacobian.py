@@ -278,15 +278,16 @@ def span_from_gram(gram: Float[Array, "b b"], size: int) -> Span:
     gram = _check_stack("gram", gram)
     b = gram.shape[0]
     check_shape("gram", gram, (b, b))
-    gap = float(jnp.max(jnp.abs(gram - gram.T)))
-    if gap > close_tolerance(gram.dtype, b) * float(jnp.max(jnp.abs(gram))):
+    gram = np.asarray(gram)  # b x b: host LAPACK, no compilation per batch size
+    gap = float(np.max(np.abs(gram - gram.T)))
+    if gap > close_tolerance(gram.dtype, b) * float(np.max(np.abs(gram))):
         raise ValueError(f"gram must be symmetric (a Gram matrix M M^T), got max |K - K^T| = {gap:.3g}")
     check_int("size", size, 1)
-    lam, u = jnp.linalg.eigh(gram)
+    lam, u = np.linalg.eigh(gram)
     lam, u = lam[::-1], u[:, ::-1]
-    lam_tol = rank_tolerance(lam[0], (gram.shape[0], size), gram.dtype)
-    r = int(jnp.sum(lam > lam_tol))
-    return Span(r, jnp.sqrt(jnp.clip(lam, 0.0)), math.sqrt(max(lam_tol, 0.0)), u[:, :r], None)
+    lam_tol = rank_tolerance(float(lam[0]), (gram.shape[0], size), gram.dtype)
+    r = int(np.sum(lam > lam_tol))
+    return Span(r, np.sqrt(np.clip(lam, 0.0, None)), math.sqrt(max(lam_tol, 0.0)), u[:, :r], None)
 
 
 def null_space(stack: Float[Array, "b N"], *, max_size: int = 4096) -> Float[Array, "m N"]:
@@ -338,8 +339,9 @@ def visible_fraction(span_: Span, projections: Float[Array, "b k"]) -> Visibilit
     check_shape("projections", projections, (span_.left.shape[0], None))
     r = span_.rank
     k = projections.shape[1]
-    coords = (span_.left.T @ projections) / span_.singular_values[:r, None]
-    return Visibility(float(jnp.sum(coords**2)) / k, k, r, span_.tolerance)
+    left, singular_values = np.asarray(span_.left), np.asarray(span_.singular_values)  # small: on the host
+    coords = (left.T @ np.asarray(projections)) / singular_values[:r, None]
+    return Visibility(float(np.sum(coords**2)) / k, k, r, span_.tolerance)
 
 
 def subspace_visible_fraction(q_g: Float[Array, "r N"], q_f: Float[Array, "k N"]) -> float:
@@ -372,15 +374,16 @@ def expected_alignment_from_projections(projections: Float[Array, "b k"], mean_n
     """
     projections = _check_stack("projections", projections)
     check_float("mean_norm", mean_norm, 0.0, float("inf"), open_low=False)
-    return _alignment(projections.mean(axis=0), float(mean_norm))
+    return _alignment(np.asarray(projections).mean(axis=0), float(mean_norm))
 
 
 def _alignment(coords, norm):
+    coords = np.asarray(coords)
     if norm == 0.0:
         return 0.0
     if coords.shape[0] == 1:
         return float(coords[0]) / norm
-    return float(jnp.linalg.norm(coords)) / norm
+    return float(np.linalg.norm(coords)) / norm
 
 
 def shard_batch(*arrays: Array) -> tuple[Array, ...]:

@@ -83,33 +83,40 @@ def init(key: jax.Array, config: ModelConfig, dtype=None) -> Params:
     n, d, v, c, h = config.n, config.d, config.vocab, config.classes, config.mlp
     check_allocation("config (vocab, n, d, mlp, classes)", (max(v + 1, n, d, h, c), d), dtype)
     keys = jax.random.split(key, 9)
+    r = config.qk_rank or d
+    shapes = ((v + 1, d), None, (d, r), (d, r), (d, h), (h, d), (d, d), (d, c), (d, v))
+    draws = _standard_normals(keys, shapes, dtype)
 
-    def normal(k, shape, var):
-        return math.sqrt(var) * jax.random.normal(k, shape, dtype)
+    def normal(i, var):
+        return math.sqrt(var) * draws[i]  # scaled outside the draws' program: the same rounding as drawn one by one
 
     scale = config.qk_init_scale
     if config.qk_rank is None:
-        qk = normal(keys[2], (d, d), scale**2 / d) if config.qk_init == "random" else jnp.zeros((d, d), dtype)
+        qk = normal(2, scale**2 / d) if config.qk_init == "random" else jnp.zeros((d, d), dtype)
     else:
-        r = config.qk_rank
         factor_var = scale / (d * math.sqrt(r))
-        w_q = normal(keys[2], (d, r), factor_var if config.qk_init == "random" else 1.0 / d)
-        w_k = normal(keys[3], (d, r), factor_var) if config.qk_init == "random" else jnp.zeros((d, r), dtype)
+        w_q = normal(2, factor_var if config.qk_init == "random" else 1.0 / d)
+        w_k = normal(3, factor_var) if config.qk_init == "random" else jnp.zeros((d, r), dtype)
         qk = (w_q, w_k)
     mlp = None
     if h:
-        mlp = MLP(
-            normal(keys[4], (d, h), 1.0 / d), jnp.zeros(h, dtype), normal(keys[5], (h, d), 1.0 / h), jnp.zeros(d, dtype)
-        )
+        mlp = MLP(normal(4, 1.0 / d), jnp.zeros(h, dtype), normal(5, 1.0 / h), jnp.zeros(d, dtype))
     return Params(
-        token_embedding=normal(keys[0], (v + 1, d), config.embedding_scale**2),
+        token_embedding=normal(0, config.embedding_scale**2),
         positional=positional_encoding(keys[1], n, d, config.positional, centred=config.centred, dtype=dtype),
         query_key=qk,
-        value=normal(keys[6], (d, d), 1.0 / d),
+        value=normal(6, 1.0 / d),
         mlp=mlp,
-        classifier=Head(normal(keys[7], (d, c), 1.0 / d), jnp.zeros(c, dtype)),
-        reconstructor=Head(normal(keys[8], (d, v), 1.0 / d), jnp.zeros(v, dtype)),
+        classifier=Head(normal(7, 1.0 / d), jnp.zeros(c, dtype)),
+        reconstructor=Head(normal(8, 1.0 / d), jnp.zeros(v, dtype)),
     )
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _standard_normals(keys: jax.Array, shapes: tuple, dtype) -> list:
+    """Draw standard normals, one array per key and shape (``None``: no draw), in one compiled program."""
+    drawn = (shape is not None and 0 not in shape for shape in shapes)
+    return [jax.random.normal(k, shape, dtype) if draw else None for k, shape, draw in zip(keys, shapes, drawn)]
 
 
 @functools.lru_cache(maxsize=64)

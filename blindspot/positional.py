@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from blindspot.checks import check_allocation, check_bool, check_choice, check_floating_dtype, check_int, check_key
 from blindspot.config import POSITIONAL
@@ -22,11 +22,16 @@ def sinusoidal(n: int, d: int, dtype=None) -> Float[Array, "n d"]:
     check_int("d", d, 1)
     dtype = check_floating_dtype("dtype", dtype)
     check_allocation("n * d", (n, d), dtype)
-    i = jnp.arange(n, dtype=dtype)[:, None]
-    k = (jnp.arange(d) // 2).astype(dtype)
-    omega = jnp.power(10000.0, -2.0 * k / d)
-    angle = i * omega[None, :]
-    return jnp.where(jnp.arange(d) % 2 == 0, jnp.sin(angle), jnp.cos(angle))
+    return _sinusoidal(jnp.arange(n, dtype=dtype), jnp.arange(d))
+
+
+@jax.jit
+def _sinusoidal(positions: Float[Array, " n"], columns: Int[Array, " d"]) -> Float[Array, "n d"]:
+    """Encode from the position and column indices (arguments, so that nothing is constant-folded)."""
+    k = (columns // 2).astype(positions.dtype)
+    omega = jnp.power(10000.0, -2.0 * k / columns.shape[0])
+    angle = positions[:, None] * omega[None, :]
+    return jnp.where(columns % 2 == 0, jnp.sin(angle), jnp.cos(angle))
 
 
 def positional_encoding(

@@ -491,15 +491,15 @@ def _hessian_entry(params, config, objective, tokens, target, bands: int) -> dic
 
 def _parameter_space_entry(params, config, objective, tokens, target, first: first_order.FirstOrder) -> dict:
     """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
-    w_grads = first.query_key_gradients
+    w_grads = np.asarray(first.query_key_gradients)  # b x d x d: small, on the host
     w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
     w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
     w_mean = w_grads.mean(axis=0)
-    w_zero = float(jnp.linalg.norm(w_mean)) <= w_rank.tolerance
+    w_zero = float(np.linalg.norm(w_mean)) <= w_rank.tolerance
     return {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
-        "mean_grad_norm": float(jnp.linalg.norm(w_mean)),
+        "mean_grad_norm": float(np.linalg.norm(w_mean)),
         "mean_grad_is_zero": w_zero,
         "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
         "proximity_pushforward": _pushforward_detectability(params, config, w_grads, w_rank.tolerance),
@@ -512,7 +512,8 @@ def _pushforward_detectability(params, config, w_grads, resolution: float) -> di
         return None
     omega = directions.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
     flat = w_grads.reshape(w_grads.shape[0], -1)
-    along = detectability.estimate(detectability.moments(flat @ omega.reshape(-1, 1)), resolution=resolution)
+    along_omega = flat @ np.asarray(omega).reshape(-1, 1)
+    along = detectability.estimate(detectability.moments(along_omega), resolution=resolution)
     whole = detectability.estimate(detectability.moments(flat, covariance=False))
     return {**along._asdict(), "share": detectability.share(along, whole)}
 
