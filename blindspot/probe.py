@@ -33,7 +33,7 @@ from blindspot import (
 from blindspot.checks import check_float, check_int
 from blindspot.cli import SEED_HIGH, BadOption, Parser, integer, real, refuse
 from blindspot.config import POOLING, POSITIONAL, QK_INIT, RECONSTRUCTION, SCORES, ModelConfig
-from blindspot.io import check_output_file, timings_path, write_report
+from blindspot.io import check_output_file, check_output_folder, timings_path, write_report
 from blindspot.model import (
     class_logits_at_scores,
     features_at_scores,
@@ -49,7 +49,12 @@ from blindspot.objectives import (
 )
 from blindspot.progress import CHOICES as PROGRESS_CHOICES
 from blindspot.progress import Progress
-from blindspot.runtime import disable_faulty_fusions, require_sound_compiler, require_verification_precision
+from blindspot.runtime import (
+    disable_faulty_fusions,
+    require_sound_compiler,
+    require_verification_precision,
+    use_compilation_cache,
+)
 
 PROG = "python -m blindspot.probe"
 DATA = ("iid", "markov", "task", "digits")
@@ -238,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse to start when the estimated memory (see above) exceeds this many GB (10^9 bytes)",
     )
     p.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        help="keep the compiled programs in DIR and reuse them in later runs (most of a first run's time at small n "
+        "and on GPUs is compilation); default: none",
+    )
+    p.add_argument(
         "--json",
         metavar="PATH",
         help="also write the report as strict JSON to PATH, without timings (they go to PATH-stem.timings.json)",
@@ -355,6 +366,8 @@ def _check_options(args) -> ModelConfig:
         )
     if args.json is not None:
         check_output_file("--json", args.json)
+    if args.compilation_cache is not None:
+        check_output_folder("--compilation-cache", args.compilation_cache)
     return config
 
 
@@ -727,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     require_sound_compiler()
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
+    if args.compilation_cache is not None:
+        use_compilation_cache(args.compilation_cache)
     report, timings = run(args)
     if transformer_probe.wanted(args):
         _print_header(report, timings)
