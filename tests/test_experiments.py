@@ -6,13 +6,14 @@ import re
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from blindspot import ablation
+from blindspot import ablation, training
 from blindspot.config import ModelConfig
 from blindspot.tolerances import close_tolerance
-from experiments import _ablations, _dynamics, bench_analysis, device_check, results, run_all
+from experiments import _ablations, _dynamics, ablations_synthetic, bench_analysis, device_check, results, run_all
 from experiments import training_dynamics_synthetic as synthetic
 
 
@@ -211,6 +212,26 @@ def test_the_depth_arm_runs_the_two_layer_model_and_is_read(root):
     text = (root / "RESULTS.md").read_text()
     assert f"depth alone **{depth}** here" in text
     assert "- Depth (the supervised arm with two attention layers): not run here: " in text  # digits
+
+
+def test_the_depth_arms_two_layer_model_learns_a_tiny_task_within_the_budget():
+    """The smoke run's depth model and settings (shared compilations) on the majority of 16 binary tokens."""
+    inputs = ablations_synthetic.inputs(small=True)
+    config, settings = ablation.depth_config(inputs["config"]), inputs["settings"]._replace(total_steps=100)
+    assert config.layers == 2
+    x = np.random.default_rng(0).integers(0, 2, (384, config.n)).astype(np.int32)  # the smoke data's sizes and dtype
+    y = (x.sum(axis=1) > config.n // 2).astype(np.int32)
+    data = training.Dataset(*(jnp.asarray(a) for a in (x[:256], y[:256], x[256:], y[256:])))
+    keys = jax.random.split(jax.random.PRNGKey(1), 1)  # raw keys, as the smoke run's
+    h = training.train(config, data, keys, arm="supervised", settings=settings, log=None)
+    # bookkeeping: the arm's budget (label steps only), one evaluation every eval_every steps
+    assert ablation.budget(settings, "depth") == {"reconstruction_steps": 0, "label_steps": 100, "total_steps": 100}
+    np.testing.assert_array_equal(h.steps, np.arange(0, 101, settings.eval_every))
+    assert np.all(h.phase == 1) and h.attention.shape == (1, config.n, config.n)  # the first layer's map
+    assert h.test_label_loss[0, -1] < h.test_label_loss[0, 0]
+    # above the majority class by four binomial standard deviations of a guesser at that rate
+    majority = max(float(np.mean(y[256:])), 1 - float(np.mean(y[256:])))
+    assert h.test_accuracy[0, -1] > majority + 4 * np.sqrt(majority * (1 - majority) / len(y[256:]))
 
 
 def test_adding_an_arm_keeps_the_stored_cells_of_the_others(tmp_path):
