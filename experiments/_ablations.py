@@ -137,13 +137,7 @@ def compute(
     for arm in arms:
         check_choice("arms", arm, ablation.ARMS)
     record = settings_record(config, data, settings, seeds=seeds, key=key, arms=arms, extra=extra)
-    path = data_dir(name, root) / "settings.json"
-    cells = {(arm, s): cell_path(name, arm, s, root) for s in range(seeds) for arm in arms}
-    kept = reusable_arms(path, record)
-    for (arm, _), cell in cells.items():
-        if arm not in kept:
-            cell.unlink(missing_ok=True)
-    write_json(path, record)
+    cells = _cells(name, record, root)
     todo = [c for c in cells if not cells[c].exists()]
     if len(todo) < len(cells):
         print(
@@ -155,20 +149,23 @@ def compute(
         missing = tuple(arm for arm in arms if (arm, s) in todo)
         if not missing:
             continue
-        histories = ablation.train_arms(
-            config,
-            data,
-            keys[s : s + 1],
-            arms=missing,
-            settings=settings,
-            label=f"seed {s}",
-            log=progress.status,
-            keep_params=True,
-        )
-        for arm, h in histories.items():
+        common = {"settings": settings, "label": f"seed {s}", "log": progress.status, "keep_params": True}
+        for arm, h in ablation.train_arms(config, data, keys[s : s + 1], arms=missing, **common).items():
             write_npz(cells[(arm, s)], **stored(h), **_label_start(arm, h, config, data, settings))
             progress.advance(f"{arm} seed {s}")
     write_json(data_dir(name, root) / "baselines.json", reconstruction_baselines(config, data, settings))
+
+
+def _cells(name: str, record: dict, root) -> dict:
+    """Return the data file of every (arm, seed) of ``record``; delete those that no longer fit; write ``record``."""
+    path = data_dir(name, root) / "settings.json"
+    cells = {(arm, s): cell_path(name, arm, s, root) for s in range(record["seeds"]) for arm in record["arms"]}
+    kept = reusable_arms(path, record)
+    for (arm, _), cell in cells.items():
+        if arm not in kept:
+            cell.unlink(missing_ok=True)
+    write_json(path, record)
+    return cells
 
 
 def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: TrainSettings) -> dict:
