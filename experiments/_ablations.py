@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-from blindspot import ablation
+from blindspot import ablation, transformer
 from blindspot.checks import check_choice, check_int
 from blindspot.config import ModelConfig
 from blindspot.data import sample_masks
@@ -27,6 +27,7 @@ from blindspot.io import json_text
 from blindspot.model import init, query_key_matrix
 from blindspot.objectives import reconstruction_accuracy
 from blindspot.positional import neighbours
+from blindspot.proximity import proximity_index
 from blindspot.tolerances import close_tolerance
 from blindspot.training import Dataset, TrainSettings, attention_maps
 from experiments._dynamics import stored, training_record
@@ -172,15 +173,16 @@ def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: Trai
     """Where the arm's label phase starts (one seed): W there and at the end, attention and reconstruction there.
 
     Attention: mean map over the first ``eval_size`` test sequences (with the arm's score bias; the depth
-    arm: its first layer's, ``training.attention_maps``); reconstruction accuracy: masked test positions
-    (``config.mask_rate``, masks from a fixed key). The depth arm has neither W nor a trained reconstruction.
+    arm: its first layer's, mean over heads, and at the end every layer's, ``attention_layers_end``);
+    reconstruction accuracy: masked test positions (``config.mask_rate``, masks from a fixed key). The
+    depth arm has neither W nor a trained reconstruction.
     """
     start = int(np.flatnonzero(h.steps == ablation.budget(settings, arm)["reconstruction_steps"])[-1])
     params = [jax.tree.map(lambda leaf: leaf[0], h.params[t]) for t in (start, -1)]
     x = data.test_tokens[: settings.eval_size]
     if arm == "depth":
-        attention = attention_maps(params[0], ablation.depth_config(config), x)
-        return {"label_start": start, "attention_start": np.asarray(attention.mean(axis=0))}
+        maps = [transformer.attention_maps(p, ablation.depth_config(config), x).mean(axis=(0, 2)) for p in params]
+        return {"label_start": start, "attention_start": np.asarray(maps[0][0]), "attention_layers_end": maps[1]}
     bias = ablation.prior_scores(config.n, settings.width) if arm == "prior_bias" else None
     masks = sample_masks(jax.random.key(0), x.shape[0], config.n, config.mask_rate)
     return {
@@ -197,7 +199,8 @@ def load(name: str, arm: str, root=None) -> dict:
     seeds = read_json(data_dir(name, root) / "settings.json")["seeds"]
     files = [read_npz(cell_path(name, arm, s, root)) for s in range(seeds)]
     out = {"steps": files[0]["steps"], "phase": files[0]["phase"], "label_start": int(files[0]["label_start"])}
-    for key in ("query_key_start", "query_key_end", "seconds", "attention_start", "reconstruction_accuracy_start"):
+    stacked = ("query_key_start", "query_key_end", "seconds", "attention_start", "reconstruction_accuracy_start")
+    for key in (*stacked, "attention_layers_end"):
         if key in files[0]:
             out[key] = np.stack([f[key] for f in files])
     for key in files[0]:
@@ -249,24 +252,15 @@ def direction(stat: dict) -> str:
 
 def final_metrics(name: str, root=None) -> dict:
     """Per arm: final values of every statistic and the proximity index where its label phase starts."""
-    arms = {}
-    for arm in arms_of(name, root):
-        c = load(name, arm, root)
-        arms[arm] = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
-        arms[arm]["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
-        if "proximity_2d" in c:
-            arms[arm]["proximity_2d_at_label_start"] = interval(c["proximity_2d"][:, c["label_start"]])
-        if "reconstruction_accuracy_start" in c:
-            arms[arm]["reconstruction_accuracy_at_label_start"] = interval(c["reconstruction_accuracy_start"])
-        arms[arm]["key_position_share_at_label_start"] = interval([key_position_share(a) for a in c["attention_start"]])
+    record = read_json(data_dir(name, root) / "settings.json")
+    arms = {arm: _arm_metrics(load(name, arm, root), record["training"]) for arm in arms_of(name, root)}
     paired = {}
     for arm in arms_of(name, root)[1:]:
         paired[arm] = {}
-        for key in arms[arm]:
+        for key in (k for k in arms[arm] if k in arms["supervised"]):
             diff = np.subtract(arms[arm][key]["seeds"], arms["supervised"][key]["seeds"])
             paired[arm][key] = {**interval(diff), "direction": None}
             paired[arm][key]["direction"] = direction(paired[arm][key])
-    record = read_json(data_dir(name, root) / "settings.json")
     spt = load(name, "spt", root)["attention_start"].mean(axis=0)
     learned = {"offsets_after_pretraining": offset_profile(spt, record["training"]["width"])}
     baselines = data_dir(name, root) / "baselines.json"
@@ -278,6 +272,28 @@ def final_metrics(name: str, root=None) -> dict:
         "pretraining": learned,
         "training_seconds": training_seconds(name, root),
     }
+
+
+def _arm_metrics(c: dict, training: dict) -> dict:
+    """Return the final statistics of one arm's cells (``load``) and those where its label phase starts.
+
+    With every layer's final attention (the depth arm), ``proximity_layer_<l>``: layer l's proximity index
+    (mean over heads; the 2-D index for images), radius and width from the ``training`` settings.
+    """
+    out = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
+    out["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
+    if "proximity_2d" in c:
+        out["proximity_2d_at_label_start"] = interval(c["proximity_2d"][:, c["label_start"]])
+    if "reconstruction_accuracy_start" in c:
+        out["reconstruction_accuracy_at_label_start"] = interval(c["reconstruction_accuracy_start"])
+    out["key_position_share_at_label_start"] = interval([key_position_share(a) for a in c["attention_start"]])
+    for layer in range(c["attention_layers_end"].shape[1] if "attention_layers_end" in c else 0):
+        index = [
+            proximity_index(a, radius=training["radius"], width=training["width"])
+            for a in c["attention_layers_end"][:, layer]
+        ]
+        out[f"proximity_layer_{layer + 1}"] = interval([float(i) for i in index])
+    return out
 
 
 def key_position_share(attention: np.ndarray) -> float:

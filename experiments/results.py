@@ -183,8 +183,10 @@ ARM_TEXT = (
     "on every sequence (N: neighbours, c chosen so that the bias alone gives half the largest proximity index), "
     "then label steps only; two attention layers = the supervised arm with a two-layer Transformer (one head "
     "per layer, residual and MLP in each block, no layer norm; same width, positions and data), from its own "
-    "initialisation, then label steps only. The arms built from theta_pre count its reconstruction steps in "
-    "their budget."
+    "initialisation, then label steps only (besides depth it differs from the supervised arm's model in its "
+    "random query-key initialisation, its factored query-key and value-output weights, and its GELU MLP inside "
+    "the residual stream; no one-layer version of it was run to separate these). The arms built from theta_pre "
+    "count its reconstruction steps in their budget."
 )
 
 
@@ -242,13 +244,15 @@ def _depth_sentence(a: dict) -> str:
             why = f"its model cannot mirror this setting ({error})"
         return f"- Depth (the supervised arm with two attention layers): not run here: {why}."
     gain, c = a["paired_vs_supervised"]["depth"], a["claims"]["depth"]
+    layers = sorted(k for k in a["arms"]["depth"] if k.startswith("proximity_layer_"))
+    by_layer = ", ".join(f"layer {k.rsplit('_', 1)[1]} {_ci(a['arms']['depth'][k], 4, '+')}" for k in layers)
     return (
         f"- Depth (the supervised arm with two attention layers; claim 1 says the bottleneck is not depth): depth "
         f"alone **{c['verdict']}** here. Two layers minus supervised, test accuracy "
         f"{_ci(gain['test_accuracy'], 3, '+')} ({_share(a['claims']['shares_of_spt_gain']['depth'])}), train "
         f"accuracy {_ci(gain['train_accuracy'], 3, '+')}; two layers minus SPT, test accuracy "
-        f"{_ci(c['depth_minus_spt'], 3, '+')}; final proximity index of its first layer (mean over heads) "
-        f"{_ci(a['arms']['depth']['proximity'], 4, '+')}."
+        f"{_ci(c['depth_minus_spt'], 3, '+')}; final proximity index per layer (mean over heads; the table "
+        f"shows layer 1): {by_layer}."
     )
 
 

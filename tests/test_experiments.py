@@ -205,7 +205,16 @@ def test_the_depth_arm_runs_the_two_layer_model_and_is_read(root):
     assert record["depth_model"]["layers"] == 2
     c = _ablations.load("ablations_synthetic", "depth", root)
     assert c["label_start"] == 0 and "query_key_start" not in c and c["attention_start"].shape[1:] == (16, 16)
+    assert c["attention_layers_end"].shape[1:] == (2, 16, 16)
+    np.testing.assert_allclose(c["attention_layers_end"].sum(-1), 1.0, rtol=close_tolerance(np.float64, 16))
     summary = json.loads((root / "summary.json").read_text())["ablations"]
+    arm = summary["synthetic"]["arms"]["depth"]
+    # layer 1's final index from the stored maps is the index the evaluations recorded (first layer, mean over heads)
+    np.testing.assert_allclose(
+        arm["proximity_layer_1"]["seeds"], arm["proximity"]["seeds"], atol=close_tolerance(np.float64, 16 * 16)
+    )
+    paired = summary["synthetic"]["paired_vs_supervised"]["depth"]
+    assert "proximity_layer_2" in arm and "proximity_layer_1" not in paired  # supervised has one layer
     depth = summary["synthetic"]["claims"]["depth"]["verdict"]
     assert depth in ("closes the gap", "narrows the gap", "does not close the gap", "no resolved gap to close")
     assert "depth" not in summary["digits"]["claims"]
