@@ -14,12 +14,16 @@ query-key weight (``Params.query_key``, the pair $(W_Q, W_K)$ in factored form).
 - ``prior_init``: $\theta_0$ with $W$ a scaled pushforward of the neighbour pattern $N$ through the
   positional encoding (``prior_query_key``), then ``total_steps`` label steps;
 - ``prior_bias``: $\theta_0$ and the fixed additive score bias $cN$ on every sequence's scores
-  (``objectives``' ``score_bias``), then ``total_steps`` label steps.
+  (``objectives``' ``score_bias``), then ``total_steps`` label steps;
+- ``depth``: the supervised arm with two attention layers: the reference Transformer of
+  ``depth_config`` (its own initialisation), then ``total_steps`` label steps.
 
 Every arm makes ``total_steps`` optimiser steps: the arms built from $\theta_{pre}$ count its
 ``spt_steps`` reconstruction steps (made once per seed and shared, so transplant and complement
 split exactly the parameters that SPT hands over), the others are label steps only. Label steps of
-the arms built from $\theta_{pre}$ draw the same mini-batches (common random numbers).
+the arms built from $\theta_{pre}$ draw the same mini-batches (common random numbers), and so do the
+arms that start from an initialisation (supervised, the priors, depth): a seed's key gives every model
+the same mini-batches.
 """
 
 import math
@@ -47,8 +51,9 @@ from blindspot.training import (
     start,
     with_params,
 )
+from blindspot.transformer import TransformerConfig
 
-ARMS = ("supervised", "spt", "transplant", "complement", "frozen_qk", "prior_init", "prior_bias")
+ARMS = ("supervised", "spt", "transplant", "complement", "frozen_qk", "prior_init", "prior_bias", "depth")
 PRETRAINED = ("spt", "transplant", "complement", "frozen_qk")
 """Arms that start their label phase from the SPT model's pretraining (or a part of it)."""
 
@@ -132,6 +137,56 @@ def _softmax_rows(s: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+DEPTH_LAYERS = 2
+MIRRORED = {
+    "positional": "sinusoidal",
+    "centred": False,
+    "scores": "content_position",
+    "pooling": ("mean", "first"),
+    "residual": True,
+    "reconstruction": "cross_entropy",
+    "qk_rank": None,
+    "embedding_scale": 1.0,
+}
+"""Values of the ``ModelConfig`` fields that the reference Transformer can mirror (``depth_config``)."""
+
+
+def depth_config(config: ModelConfig) -> TransformerConfig:
+    r"""Return the model of the ``depth`` arm: ``config``'s model with two attention layers.
+
+    The reference Transformer (``blindspot.transformer``) with ``DEPTH_LAYERS`` blocks of one head each,
+    the same n, width d, vocabulary, classes, MLP width, fixed sinusoidal positions, pooling and mask
+    rate, and no layer norm (one such block with $W_K = W_O = I$ and no MLP is the theory model with a
+    residual). What still differs from the theory model besides depth: each block's MLP is
+    $x + \mathrm{gelu}(x W_1 + b_1) W_2 + b_2$ inside the residual stream (the theory model's is
+    $	anh$, after the residual), the query-key matrix is the product $W_Q W_K^	op$ and the values pass
+    through $W_V W_O$, all drawn $N(0, 1/d)$ (``transformer.init``), so the scores do not start at 0.
+    Refuses (``ValueError``) a ``config`` with a field outside ``MIRRORED``.
+    """
+    check_config(config)
+    for field, allowed in MIRRORED.items():
+        allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+        if getattr(config, field) not in allowed:
+            shown = ", ".join(map(str, allowed))
+            raise ValueError(
+                f"config.{field} must be one of {{{shown}}} for the depth arm (the reference Transformer), "
+                f"got {getattr(config, field)!r}"
+            )
+    return TransformerConfig(
+        n=config.n,
+        d=config.d,
+        vocab=config.vocab,
+        classes=config.classes,
+        layers=DEPTH_LAYERS,
+        heads=1,
+        mlp=config.mlp,
+        positions="sinusoidal",
+        pooling=config.pooling,
+        layer_norm=False,
+        mask_rate=config.mask_rate,
+    )
+
+
 def transplant(fresh: Params, source: Params) -> Params:
     """``fresh`` with the query-key weights of ``source`` (the same arrays, bit for bit)."""
     return fresh._replace(query_key=source.query_key)
@@ -176,6 +231,8 @@ def train_arms(
         raise ValueError(f"arms must be a non-empty tuple of arm names from {ARMS}, got {arms!r}")
     for arm in arms:
         check_choice("arms", arm, ARMS)
+    if "depth" in arms:
+        depth_config(config)
     if set(arms) & set(PRETRAINED):
         check_int("spt_steps", settings.spt_steps, settings.eval_every)
     common = {"settings": settings, "log": log, "keep_params": keep_params}
@@ -187,7 +244,8 @@ def train_arms(
             out[arm] = _label_phase(arm, origin, pretrained, label, settings)
     for arm in (a for a in ARMS if a in arms and a not in PRETRAINED):
         bias = prior_scores(config.n, settings.width) if arm == "prior_bias" else None
-        run = start(config, data, keys, score_bias=bias, name=f"{label} {arm:10s}", **common)
+        model = depth_config(config) if arm == "depth" else config
+        run = start(model, data, keys, score_bias=bias, name=f"{label} {arm:10s}", **common)
         if arm == "prior_init":
             priors = (prior_query_key(p, config, settings.width)[0] for p in _seeds(run.params))
             run = with_params(run, _stacked(priors))

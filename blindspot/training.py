@@ -1,6 +1,6 @@
 """Training in the minimal setup (P9): supervised from scratch vs self-pretraining then fine-tuning.
 
-Both arms train the same model (same ``ModelConfig``, same fixed positional encoding) for the
+Both arms train the same model (same configuration, same fixed positional encoding) for the
 same total number of optimiser steps: supervised runs ``total_steps`` steps of label
 cross-entropy; self-pretraining (SPT) runs ``spt_steps`` steps of masked reconstruction on the
 *training sequences themselves* (labels unused) and then ``total_steps - spt_steps`` steps of
@@ -9,12 +9,14 @@ label cross-entropy, with a fresh optimiser state. A run holds several seeds at 
 vmapped batch of seeds and shares one compilation between any number of seeds. The steps between
 two evaluations run as one jitted ``lax.scan``.
 
+The model is the theory model of a ``ModelConfig`` or the reference Transformer of a
+``TransformerConfig`` (``blindspot.architectures``: one training loop for both).
+
 The pieces are public for the ablation arms (``blindspot.ablation``): ``start`` initialises and
 evaluates, ``advance`` runs one ``Phase`` (optionally with frozen fields), ``with_params`` swaps
 the parameters between phases, ``history`` collects the evaluations.
 """
 
-import dataclasses
 import functools
 import time
 from typing import NamedTuple
@@ -25,12 +27,14 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from blindspot.architectures import architecture
 from blindspot.checks import check_array, check_bool, check_callable, check_choice, check_float, check_int, check_key
-from blindspot.config import ModelConfig, check_config
+from blindspot.config import ModelConfig
 from blindspot.data import sample_masks
-from blindspot.model import Params, check_params, init, scores
-from blindspot.objectives import OBJECTIVES, accuracy, classification_loss, reconstruction_loss
+from blindspot.model import Params
+from blindspot.objectives import OBJECTIVES
 from blindspot.proximity import proximity_index
+from blindspot.transformer import TransformerConfig, TransformerParams
 
 ARMS = ("supervised", "spt")
 
@@ -67,7 +71,8 @@ class TrainSettings(NamedTuple):
 class Phase(NamedTuple):
     """A stretch of ``steps`` optimiser steps on one objective, from a fresh optimiser state.
 
-    ``frozen`` names ``Params`` fields held fixed (gradients and updates zeroed: ``trainable``).
+    ``frozen`` names fields of the parameters (``Params`` or ``TransformerParams``) held fixed
+    (gradients and updates zeroed: ``trainable``).
     """
 
     objective: str
@@ -97,7 +102,7 @@ class History(NamedTuple):
     train_loss: Float[np.ndarray, "s t"]
     attention: Float[np.ndarray, "s n n"]
     seconds: float
-    params: list[Params] | None = None
+    params: list[Params | TransformerParams] | None = None
     train_accuracy: Float[np.ndarray, "s t"] | None = None
     train_label_loss: Float[np.ndarray, "s t"] | None = None
     test_label_loss: Float[np.ndarray, "s t"] | None = None
@@ -131,13 +136,13 @@ def _check_settings_values(settings: TrainSettings) -> None:
 
 
 def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
-    """AdamW with global-norm clipping at 1; the fixed positional buffer is not decayed.
+    """AdamW with global-norm clipping at 1; the positional encodings (field ``positional``) are not decayed.
 
-    The buffer gets zero gradients (``stop_gradient`` in the model), so Adam leaves it unchanged;
-    the weight-decay mask keeps AdamW from shrinking it.
+    A fixed buffer gets zero gradients (``stop_gradient`` in the model), so Adam leaves it unchanged;
+    the weight-decay mask keeps AdamW from shrinking it (and learned Transformer positions alike).
     """
 
-    def decayed(params: Params):
+    def decayed(params: Params | TransformerParams):
         return jax.tree_util.tree_map(lambda _: True, params)._replace(positional=False)
 
     return optax.chain(
@@ -146,33 +151,35 @@ def optimiser(settings: TrainSettings) -> optax.GradientTransformation:
     )
 
 
-def trainable(params: Params, frozen: tuple[str, ...] = ()) -> Params:
+def trainable(params: Params | TransformerParams, frozen: tuple[str, ...] = ()) -> Params | TransformerParams:
     """Per leaf of ``params``: 0.0 for the fields in ``frozen``, 1.0 for the others (scalars of the leaf's dtype)."""
     ones = jax.tree_util.tree_map(lambda leaf: jnp.ones((), jnp.result_type(leaf)), params)
     return ones._replace(**{f: jax.tree_util.tree_map(jnp.zeros_like, getattr(ones, f)) for f in frozen})
 
 
 def attention_maps(
-    params: Params, config: ModelConfig, tokens: Int[Array, "b n"], *, score_bias: Float[Array, "n n"] | None = None
+    params: Params | TransformerParams,
+    config: ModelConfig | TransformerConfig,
+    tokens: Int[Array, "b n"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
 ) -> Float[Array, "b n n"]:
-    r"""Attention matrices $A = \mathrm{softmax}_{row}(S + B)$ of a batch of unmasked sequences (B: ``score_bias``)."""
-    check_params(params, config)
-    if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
-        raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
-    config.check_batch(tokens)
-    s = jax.vmap(lambda x: scores(params, config, x))(tokens)
-    if score_bias is not None:
-        check_array("score_bias", score_bias, (config.n, config.n))
-        s = s + score_bias
-    return jax.nn.softmax(s, axis=-1)
+    r"""Attention matrices of a batch of unmasked sequences, scores plus ``score_bias`` $B$ if given.
+
+    Theory model: $A = \mathrm{softmax}_{row}(S + B)$; Transformer: its first layer, mean over heads
+    (``blindspot.architectures``).
+    """
+    return architecture(config).attention_maps(params, config, tokens, score_bias=score_bias)
 
 
-def _loss(objective: str, config: ModelConfig):
+def _loss(objective: str, config: ModelConfig | TransformerConfig):
+    arch = architecture(config)
+
     def loss(params, tokens, labels, key, bias):
         if objective == "reconstruction":
             masks = sample_masks(key, tokens.shape[0], config.n, config.mask_rate)
-            return reconstruction_loss(params, config, tokens, masks, score_bias=bias)
-        return classification_loss(params, config, tokens, labels, score_bias=bias)
+            return arch.reconstruction_loss(params, config, tokens, masks, score_bias=bias)
+        return arch.classification_loss(params, config, tokens, labels, score_bias=bias)
 
     return loss
 
@@ -182,15 +189,8 @@ def _compute_settings(settings: TrainSettings) -> TrainSettings:
     return settings._replace(total_steps=0, spt_steps=0, eval_size=0, radius=0, width=None)
 
 
-def _compute_config(config: ModelConfig) -> ModelConfig:
-    """``config`` with the initialisation-only fields reset, so compiled steps are shared across inits."""
-    return dataclasses.replace(
-        config, qk_init="zero", qk_init_scale=ModelConfig.qk_init_scale, embedding_scale=ModelConfig.embedding_scale
-    )
-
-
 @functools.lru_cache(maxsize=16)
-def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
+def _chunk(config: ModelConfig | TransformerConfig, settings: TrainSettings, objective: str):
     """Jitted: ``eval_every`` optimiser steps for every seed (vmap over seeds, scan over steps).
 
     Cached on (config, settings, objective): arms and initialisations reuse one compilation. The
@@ -223,16 +223,17 @@ def _chunk(config: ModelConfig, settings: TrainSettings, objective: str):
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluator(config: ModelConfig):
+def _evaluator(config: ModelConfig | TransformerConfig):
     """Jitted, per seed: test and train accuracy and label loss, mean attention on the test sequences."""
+    arch = architecture(config)
 
     def one_seed(params, test_x, test_y, train_x, train_y, bias):
-        a = attention_maps(params, config, test_x, score_bias=bias)
+        a = arch.attention_maps(params, config, test_x, score_bias=bias)
         return {
-            "test_accuracy": accuracy(params, config, test_x, test_y, score_bias=bias),
-            "test_label_loss": classification_loss(params, config, test_x, test_y, score_bias=bias),
-            "train_accuracy": accuracy(params, config, train_x, train_y, score_bias=bias),
-            "train_label_loss": classification_loss(params, config, train_x, train_y, score_bias=bias),
+            "test_accuracy": arch.accuracy(params, config, test_x, test_y, score_bias=bias),
+            "test_label_loss": arch.classification_loss(params, config, test_x, test_y, score_bias=bias),
+            "train_accuracy": arch.accuracy(params, config, train_x, train_y, score_bias=bias),
+            "train_label_loss": arch.classification_loss(params, config, train_x, train_y, score_bias=bias),
             "attention": jnp.mean(a, axis=0),
         }
 
@@ -248,10 +249,10 @@ class Run(NamedTuple):
     ``name``: prefix of the progress lines, ``log``: where they go (``None``: silent).
     """
 
-    config: ModelConfig
+    config: ModelConfig | TransformerConfig
     data: Dataset
     settings: TrainSettings
-    params: Params
+    params: Params | TransformerParams
     keys: jax.Array
     step: int
     rows: tuple[dict, ...]
@@ -263,7 +264,7 @@ class Run(NamedTuple):
 
 
 def start(
-    config: ModelConfig,
+    config: ModelConfig | TransformerConfig,
     data: Dataset,
     keys: jax.Array,
     *,
@@ -287,8 +288,10 @@ def start(
             check_array("score_bias", score_bias, (config.n, config.n))
         init_keys, run_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
         # one key at a time: the random draws compile once per shape, for every configuration alike
+        init = architecture(config).init
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(init(k, config) for k in init_keys[:, 0]))
-        bias = jnp.zeros((config.n, config.n), params.value.dtype) if score_bias is None else jnp.asarray(score_bias)
+        dtype = params.token_embedding.dtype
+        bias = jnp.zeros((config.n, config.n), dtype) if score_bias is None else jnp.asarray(score_bias)
         run = Run(
             config, data, settings, params, run_keys[:, 0], 0, (), time.perf_counter(), bias, name, log, keep_params
         )
@@ -304,7 +307,8 @@ def advance(run: Run, phase: Phase) -> Run:
     with jax.numpy_dtype_promotion("standard"):
         params, run_keys, every = run.params, run.keys, run.settings.eval_every
         opt_state = jax.vmap(optimiser(run.settings).init)(params)
-        chunk = _chunk(_compute_config(run.config), _compute_settings(run.settings), phase.objective)
+        compute_config = architecture(run.config).compute_config(run.config)
+        chunk = _chunk(compute_config, _compute_settings(run.settings), phase.objective)
         factors = trainable(jax.tree_util.tree_map(lambda leaf: leaf[0], params), phase.frozen)
         for _ in range(phase.steps // every):
             run_keys, chunk_keys = jnp.split(jax.vmap(jax.random.split)(run_keys), 2, axis=1)
@@ -315,7 +319,7 @@ def advance(run: Run, phase: Phase) -> Run:
         return run
 
 
-def with_params(run: Run, params: Params) -> Run:
+def with_params(run: Run, params: Params | TransformerParams) -> Run:
     """Continue ``run`` from other parameters: same step, PRNG state and training loss; its last evaluation redone.
 
     The surgery between two phases (transplant, reset) of the ablation arms.
@@ -359,11 +363,11 @@ def _phase_id(objective: str) -> int:
     return 0 if objective == "reconstruction" else 1
 
 
-def _record(run: Run, params: Params, phase: int, loss) -> Run:
+def _record(run: Run, params: Params | TransformerParams, phase: int, loss) -> Run:
     """Evaluate ``params`` at ``run.step``, log one line, and return ``run`` with the row and the params."""
     s = run.settings
     data = run.data
-    metrics = _evaluator(_compute_config(run.config))(
+    metrics = _evaluator(architecture(run.config).compute_config(run.config))(
         params,
         data.test_tokens[: s.eval_size],
         data.test_labels[: s.eval_size],
@@ -390,7 +394,7 @@ def _record(run: Run, params: Params, phase: int, loss) -> Run:
 
 
 def _check_start(config, data, keys, settings, name, log, keep_params) -> None:
-    check_config(config)
+    arch = architecture(config)
     _check_settings_values(settings)
     check_bool("keep_params", keep_params)
     if not isinstance(name, str):
@@ -405,7 +409,7 @@ def _check_start(config, data, keys, settings, name, log, keep_params) -> None:
         tokens, labels = getattr(data, f"{split}_tokens"), getattr(data, f"{split}_labels")
         if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
             raise ValueError(f"data.{split}_tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
-        config.check_batch(tokens, labels=labels)
+        arch.check_batch(config, tokens, labels=labels)
     check_key("keys", keys, stacked=True)
 
 
@@ -420,9 +424,9 @@ def _check_phase(run: Run, phase: Phase) -> None:
     if phase.steps % run.settings.eval_every:
         raise ValueError(f"phase.steps must be a multiple of eval_every = {run.settings.eval_every}, got {phase.steps}")
     if not isinstance(phase.frozen, tuple):
-        raise ValueError(f"phase.frozen must be a tuple of Params fields, got {type(phase.frozen).__name__}")
+        raise ValueError(f"phase.frozen must be a tuple of parameter fields, got {type(phase.frozen).__name__}")
     for field in phase.frozen:
-        check_choice("phase.frozen", field, Params._fields)
+        check_choice("phase.frozen", field, architecture(run.config).params_type._fields)
 
 
 def phases(settings: TrainSettings, arm: str) -> tuple[Phase, ...]:
@@ -437,7 +441,7 @@ def phases(settings: TrainSettings, arm: str) -> tuple[Phase, ...]:
 
 
 def train(
-    config: ModelConfig,
+    config: ModelConfig | TransformerConfig,
     data: Dataset,
     keys: jax.Array,
     *,
@@ -452,8 +456,9 @@ def train(
     Parameters
     ----------
     config
-        Model configuration, identical for both arms (it fixes the positional encoding and the
-        query-key initialisation ``qk_init``).
+        Model configuration, identical for both arms: a ``ModelConfig`` (the theory model; it fixes the
+        positional encoding and the query-key initialisation ``qk_init``) or a ``TransformerConfig``
+        (the reference Transformer).
     data
         Train and test split; reconstruction uses ``data.train_tokens`` only.
     keys
@@ -478,7 +483,8 @@ def train(
     Notes
     -----
     P9. The proximity index is ``proximity.proximity_index`` of the attention on unmasked test
-    sequences, radius ``settings.radius``. Both arms make exactly ``total_steps`` optimiser steps.
+    sequences (``attention_maps``: the Transformer's first layer, mean over heads), radius
+    ``settings.radius``. Both arms make exactly ``total_steps`` optimiser steps.
     """
     check_settings(settings, arm)
     check_key("keys", keys, stacked=True)

@@ -21,11 +21,10 @@ MLP is then the theory model with a residual, $W = W_Q$ (``blindspot.model``).
 The hook: ``perturbations[l]`` of shape (H, n, n) is $\Delta_l$; ``hooked_loss(config, objective)``
 is the model in the hook's form with a sample ``(tokens, target)`` (a label, or a boolean mask for
 reconstruction). ``init``, ``classification_loss``, ``reconstruction_loss`` and ``accuracy`` have the
-signatures of ``blindspot.model.init`` and ``blindspot.objectives`` (batch means at $\Delta = 0$), for a
-training loop. ``training.train`` does not take this model yet: it calls the
-theory model's functions by name, masks weight decay with the theory ``Params.positional`` field and
-evaluates the proximity index of one attention map (``training.attention_maps``), which a multi-layer,
-multi-head model would have to choose (a layer and a head, or their mean).
+signatures of ``blindspot.model.init`` and ``blindspot.objectives`` (batch means; an optional fixed
+``score_bias`` $B$ of shape (n, n) is the perturbation $\Delta_l^h = B$ of every layer and head, none:
+$\Delta = 0$), and ``attention_maps`` gives every layer's and head's attention: ``blindspot.training``
+trains this model through ``blindspot.architectures``.
 """
 
 import functools
@@ -254,11 +253,14 @@ def _layer_norm(norm: Norm | None, x):
     return centred / jnp.sqrt((centred**2).mean(-1, keepdims=True) + LAYER_NORM_EPS) * norm.scale + norm.bias
 
 
-def _attention(att: Attention, y, pattern, delta):
+def _attention_weights(att: Attention, y, pattern, delta):
     q = jnp.einsum("nd,hdk->hnk", y, att.query)
     k = jnp.einsum("nd,hdk->hnk", y, att.key)
     s = jnp.einsum("hnk,hmk->hnm", q, k) / math.sqrt(att.query.shape[-1]) + delta
-    a = jax.nn.softmax(jnp.where(pattern, s, -jnp.inf), axis=-1)
+    return jax.nn.softmax(jnp.where(pattern, s, -jnp.inf), axis=-1)
+
+
+def _attention(att: Attention, y, a):
     return jnp.einsum("hnm,md,hdk,hke->ne", a, y, att.value, att.output)
 
 
@@ -268,13 +270,21 @@ def _feed_forward(mlp: FeedForward, u):
 
 def _features(params, config, inputs: Int[Array, " n"], perturbations) -> Float[Array, "n d"]:
     r"""Return the final features $f = \mathrm{LN}(x^L)$ of one (possibly masked) input at perturbations $\Delta$."""
+    return _forward(params, config, inputs, perturbations)[0]
+
+
+def _forward(params, config, inputs, perturbations):
+    """Return the final features of one input and the attention of every layer, shape (L, H, n, n)."""
     x = jnp.asarray(params.token_embedding)[inputs] + _positions(params, config)
     pattern = allowed(config, inputs)
+    maps = []
     for block, delta in zip(params.blocks, perturbations):
-        x = x + _attention(block.attention, _layer_norm(block.attention_norm, x), pattern, delta)
+        y = _layer_norm(block.attention_norm, x)
+        maps.append(_attention_weights(block.attention, y, pattern, delta))
+        x = x + _attention(block.attention, y, maps[-1])
         if block.mlp is not None:
             x = x + _feed_forward(block.mlp, _layer_norm(block.mlp_norm, x))
-    return _layer_norm(params.final_norm, x)
+    return _layer_norm(params.final_norm, x), jnp.stack(maps)
 
 
 def _positions(params, config):
@@ -360,38 +370,83 @@ def hooked_loss(config: TransformerConfig, objective: str):
     return loss
 
 
-def _check_batch(params, config, objective, tokens, target) -> None:
+def _check_batch(params, config, objective, tokens, target, score_bias=None) -> None:
     _check_inputs(params, config, objective, tokens, target)
     if np.ndim(tokens) != 2 or np.shape(tokens)[0] < 1:
         raise ValueError(f"tokens must have shape (b, {config.n}) with b >= 1, got {np.shape(tokens)}")
+    if score_bias is not None:
+        check_array("score_bias", score_bias, (config.n, config.n))
+
+
+def _bias_perturbations(params, config, score_bias) -> tuple:
+    r"""Return the perturbations $\Delta_l^h = B$ of every layer and head for a score bias $B$ (``None``: 0)."""
+    dtype = params.token_embedding.dtype
+    bias = jnp.zeros((config.n, config.n), dtype) if score_bias is None else jnp.asarray(score_bias, dtype)
+    return tuple(jnp.broadcast_to(bias, shape) for shape in perturbation_shapes(config))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _batch_loss(params, config, objective, tokens, target):
-    zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
-    return jax.vmap(lambda x, t: _loss(params, config, objective, x, t, zeros))(tokens, target).mean()
+def _batch_loss(params, config, objective, tokens, target, score_bias):
+    deltas = _bias_perturbations(params, config, score_bias)
+    return jax.vmap(lambda x, t: _loss(params, config, objective, x, t, deltas))(tokens, target).mean()
 
 
-def classification_loss(params, config, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
-    r"""Mean classification cross-entropy over a batch at $\Delta = 0$."""
-    _check_batch(params, config, "classification", tokens, labels)
-    return _batch_loss(params, config, "classification", tokens, labels)
+def classification_loss(
+    params,
+    config,
+    tokens: Int[Array, "b n"],
+    labels: Int[Array, " b"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
+) -> Float[Array, ""]:
+    r"""Mean classification cross-entropy over a batch; ``score_bias`` $B$ added to every layer's and head's scores."""
+    _check_batch(params, config, "classification", tokens, labels, score_bias)
+    return _batch_loss(params, config, "classification", tokens, labels, score_bias)
 
 
-def reconstruction_loss(params, config, tokens: Int[Array, "b n"], masks: Bool[Array, "b n"]) -> Float[Array, ""]:
-    r"""Mean masked-reconstruction cross-entropy over a batch at $\Delta = 0$."""
-    _check_batch(params, config, "reconstruction", tokens, masks)
-    return _batch_loss(params, config, "reconstruction", tokens, masks)
+def reconstruction_loss(
+    params,
+    config,
+    tokens: Int[Array, "b n"],
+    masks: Bool[Array, "b n"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
+) -> Float[Array, ""]:
+    r"""Mean masked-reconstruction cross-entropy over a batch; ``score_bias`` $B$ as in ``classification_loss``."""
+    _check_batch(params, config, "reconstruction", tokens, masks, score_bias)
+    return _batch_loss(params, config, "reconstruction", tokens, masks, score_bias)
 
 
-def accuracy(params, config, tokens: Int[Array, "b n"], labels: Int[Array, " b"]) -> Float[Array, ""]:
-    """Fraction of sequences whose arg-max class equals the label."""
-    _check_batch(params, config, "classification", tokens, labels)
-    return _accuracy(params, config, tokens, labels)
+def accuracy(
+    params,
+    config,
+    tokens: Int[Array, "b n"],
+    labels: Int[Array, " b"],
+    *,
+    score_bias: Float[Array, "n n"] | None = None,
+) -> Float[Array, ""]:
+    """Fraction of sequences whose arg-max class equals the label; ``score_bias`` as in ``classification_loss``."""
+    _check_batch(params, config, "classification", tokens, labels, score_bias)
+    return _accuracy(params, config, tokens, labels, score_bias)
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
-def _accuracy(params, config, tokens, labels):
-    zeros = tuple(jnp.zeros(s, params.token_embedding.dtype) for s in perturbation_shapes(config))
-    predict = jax.vmap(lambda x: jnp.argmax(_class_logits(params, config, x, zeros)).astype(jnp.int32))
+def _accuracy(params, config, tokens, labels, score_bias):
+    deltas = _bias_perturbations(params, config, score_bias)
+    predict = jax.vmap(lambda x: jnp.argmax(_class_logits(params, config, x, deltas)).astype(jnp.int32))
     return jnp.mean(predict(tokens) == jnp.asarray(labels).astype(jnp.int32))
+
+
+def attention_maps(
+    params, config, tokens: Int[Array, "b n"], *, score_bias: Float[Array, "n n"] | None = None
+) -> Float[Array, "b l h n n"]:
+    r"""Attention $A_l^h$ of every layer and head for a batch of unmasked sequences (``score_bias`` as above)."""
+    labels = jnp.zeros(np.shape(tokens)[:-1], jnp.int32)  # the classification input check, without a target
+    _check_batch(params, config, "classification", tokens, labels, score_bias)
+    return _attention_maps(params, config, tokens, score_bias)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _attention_maps(params, config, tokens, score_bias):
+    deltas = _bias_perturbations(params, config, score_bias)
+    return jax.vmap(lambda x: _forward(params, config, x, deltas)[1])(tokens)

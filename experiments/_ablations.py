@@ -2,25 +2,32 @@
 
 One ``.npz`` per (arm, seed) under ``<root>/<name>/``: the history of that seed (accuracy and label
 loss on train and test, proximity indices, training loss, final attention) and the query-key
-matrix W where the arm's label phase starts and at the end. Resumable: a cell is reused while the
-stored settings (model, training, seeds, key, data digest, arms) match; a seed's missing arms are
-trained together, so the SPT pretraining is made once per seed. Final values are summarised by
-their mean and a 95% Student t interval over seeds, and by paired differences against the
-supervised arm (same seed: same initialisation and data).
+matrix W where the arm's label phase starts and at the end (not for the depth arm, whose model has
+no single W). Resumable: a cell is reused while the stored settings shared by every arm (model,
+training, seeds, key, data digest, priors) and those of its own arm (budget; the depth arm's model)
+match, so adding an arm computes its cells only; a seed's missing arms are trained together, so the
+SPT pretraining is made once per seed. A data set runs the arms listed in its ``settings.json``.
+Final values are summarised by their mean and a 95% Student t interval over seeds, and by paired
+differences against the supervised arm (same seed: same initialisation and data).
 """
+
+import dataclasses
+import json
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-from blindspot import ablation
-from blindspot.checks import check_int
+from blindspot import ablation, transformer
+from blindspot.checks import check_choice, check_int
 from blindspot.config import ModelConfig
 from blindspot.data import sample_masks
+from blindspot.io import json_text
 from blindspot.model import init, query_key_matrix
 from blindspot.objectives import reconstruction_accuracy
 from blindspot.positional import neighbours
+from blindspot.proximity import proximity_index
 from blindspot.tolerances import close_tolerance
 from blindspot.training import Dataset, TrainSettings, attention_maps
 from experiments._dynamics import stored, training_record
@@ -30,7 +37,6 @@ from experiments.common import (
     read_json,
     read_npz,
     save_figure,
-    stored_settings_match,
     write_json,
     write_npz,
 )
@@ -43,6 +49,7 @@ ARM_NAMES = {
     "frozen_qk": "SPT, W frozen in fine-tuning",
     "prior_init": "proximity prior: W init",
     "prior_bias": "proximity prior: fixed score bias",
+    "depth": "two attention layers, supervised",
 }
 SHORT_NAMES = {
     "supervised": "supervised",
@@ -52,6 +59,7 @@ SHORT_NAMES = {
     "frozen_qk": "frozen QK",
     "prior_init": "prior W",
     "prior_bias": "prior bias",
+    "depth": "2 layers",
 }
 STATISTICS = ("test_accuracy", "train_accuracy", "test_label_loss", "train_label_loss", "proximity", "proximity_2d")
 LEVEL = 0.95
@@ -77,27 +85,60 @@ def prior_record(config: ModelConfig, width: int | None) -> dict:
     }
 
 
-def settings_record(config, data: Dataset, settings: TrainSettings, *, seeds: int, key, extra=None) -> dict:
-    """Everything the cells depend on, the arms, their budgets, the priors, and ``extra`` (e.g. a sweep)."""
+def settings_record(
+    config, data: Dataset, settings: TrainSettings, *, seeds: int, key, arms=ablation.ARMS, extra=None
+) -> dict:
+    """Everything the cells depend on, the arms, their budgets, the priors, the depth arm's model, and ``extra``.
+
+    ``extra``: e.g. a sweep's selection. ``ARM_FIELDS`` are the entries that belong to single arms.
+    """
+    depth = {"depth_model": dataclasses.asdict(ablation.depth_config(config))} if "depth" in arms else {}
     return {
         **training_record(config, data, settings, seeds=seeds, key=key),
-        "arms": list(ablation.ARMS),
-        "budget": {arm: ablation.budget(settings, arm) for arm in ablation.ARMS},
+        "arms": list(arms),
+        "budget": {arm: ablation.budget(settings, arm) for arm in arms},
         "prior": prior_record(config, settings.width),
+        **depth,
         **({"selection": extra} if extra is not None else {}),
     }
 
 
-def compute(name: str, config, data: Dataset, settings: TrainSettings, *, seeds: int, key, root=None, extra=None):
-    """Train every (arm, seed) cell that has no data file for these settings yet, with a progress bar."""
+ARM_FIELDS = ("arms", "budget", "depth_model")
+"""Entries of the settings record that belong to single arms; every other entry is shared by all arms."""
+
+
+def reusable_arms(path, record: dict) -> set[str]:
+    """Arms of ``record`` whose stored cells under the record ``path`` still fit: shared and own entries equal."""
+    if not path.is_file():
+        return set()
+    old, new = read_json(path), json.loads(json_text(record))
+    if {k: v for k, v in old.items() if k not in ARM_FIELDS} != {k: v for k, v in new.items() if k not in ARM_FIELDS}:
+        return set()
+
+    def own(r, arm):
+        return r["budget"].get(arm), r.get("depth_model") if arm == "depth" else None
+
+    return {arm for arm in new["arms"] if arm in old.get("arms", ()) and own(old, arm) == own(new, arm)}
+
+
+def compute(
+    name: str,
+    config,
+    data: Dataset,
+    settings: TrainSettings,
+    *,
+    seeds: int,
+    key,
+    arms=ablation.ARMS,
+    root=None,
+    extra=None,
+):
+    """Train every (arm, seed) cell of ``arms`` that has no data file for these settings yet, with a progress bar."""
     check_int("seeds", seeds, 2)  # a t interval needs two
-    record = settings_record(config, data, settings, seeds=seeds, key=key, extra=extra)
-    path = data_dir(name, root) / "settings.json"
-    cells = {(arm, s): cell_path(name, arm, s, root) for s in range(seeds) for arm in ablation.ARMS}
-    if not stored_settings_match(path, record):
-        for cell in cells.values():
-            cell.unlink(missing_ok=True)
-        write_json(path, record)
+    for arm in arms:
+        check_choice("arms", arm, ablation.ARMS)
+    record = settings_record(config, data, settings, seeds=seeds, key=key, arms=arms, extra=extra)
+    cells = _cells(name, record, root)
     todo = [c for c in cells if not cells[c].exists()]
     if len(todo) < len(cells):
         print(
@@ -106,34 +147,42 @@ def compute(name: str, config, data: Dataset, settings: TrainSettings, *, seeds:
     progress = Progress(name, len(todo))
     keys = jax.random.split(key, seeds)
     for s in range(seeds):
-        missing = tuple(arm for arm in ablation.ARMS if (arm, s) in todo)
+        missing = tuple(arm for arm in arms if (arm, s) in todo)
         if not missing:
             continue
-        histories = ablation.train_arms(
-            config,
-            data,
-            keys[s : s + 1],
-            arms=missing,
-            settings=settings,
-            label=f"seed {s}",
-            log=progress.status,
-            keep_params=True,
-        )
-        for arm, h in histories.items():
+        common = {"settings": settings, "label": f"seed {s}", "log": progress.status, "keep_params": True}
+        for arm, h in ablation.train_arms(config, data, keys[s : s + 1], arms=missing, **common).items():
             write_npz(cells[(arm, s)], **stored(h), **_label_start(arm, h, config, data, settings))
             progress.advance(f"{arm} seed {s}")
     write_json(data_dir(name, root) / "baselines.json", reconstruction_baselines(config, data, settings))
 
 
+def _cells(name: str, record: dict, root) -> dict:
+    """Return the data file of every (arm, seed) of ``record``; delete those that no longer fit; write ``record``."""
+    path = data_dir(name, root) / "settings.json"
+    cells = {(arm, s): cell_path(name, arm, s, root) for s in range(record["seeds"]) for arm in record["arms"]}
+    kept = reusable_arms(path, record)
+    for (arm, _), cell in cells.items():
+        if arm not in kept:
+            cell.unlink(missing_ok=True)
+    write_json(path, record)
+    return cells
+
+
 def _label_start(arm: str, h, config: ModelConfig, data: Dataset, settings: TrainSettings) -> dict:
     """Where the arm's label phase starts (one seed): W there and at the end, attention and reconstruction there.
 
-    Attention: mean map over the first ``eval_size`` test sequences (with the arm's score bias);
-    reconstruction accuracy: masked test positions (``config.mask_rate``, masks from a fixed key).
+    Attention: mean map over the first ``eval_size`` test sequences (with the arm's score bias; the depth
+    arm: its first layer's, mean over heads, and at the end every layer's, ``attention_layers_end``);
+    reconstruction accuracy: masked test positions (``config.mask_rate``, masks from a fixed key). The
+    depth arm has neither W nor a trained reconstruction.
     """
     start = int(np.flatnonzero(h.steps == ablation.budget(settings, arm)["reconstruction_steps"])[-1])
     params = [jax.tree.map(lambda leaf: leaf[0], h.params[t]) for t in (start, -1)]
     x = data.test_tokens[: settings.eval_size]
+    if arm == "depth":
+        maps = [transformer.attention_maps(p, ablation.depth_config(config), x).mean(axis=(0, 2)) for p in params]
+        return {"label_start": start, "attention_start": np.asarray(maps[0][0]), "attention_layers_end": maps[1]}
     bias = ablation.prior_scores(config.n, settings.width) if arm == "prior_bias" else None
     masks = sample_masks(jax.random.key(0), x.shape[0], config.n, config.mask_rate)
     return {
@@ -150,12 +199,20 @@ def load(name: str, arm: str, root=None) -> dict:
     seeds = read_json(data_dir(name, root) / "settings.json")["seeds"]
     files = [read_npz(cell_path(name, arm, s, root)) for s in range(seeds)]
     out = {"steps": files[0]["steps"], "phase": files[0]["phase"], "label_start": int(files[0]["label_start"])}
-    for key in ("query_key_start", "query_key_end", "seconds", "attention_start", "reconstruction_accuracy_start"):
-        out[key] = np.stack([f[key] for f in files])
+    stacked = ("query_key_start", "query_key_end", "seconds", "attention_start", "reconstruction_accuracy_start")
+    for key in (*stacked, "attention_layers_end"):
+        if key in files[0]:
+            out[key] = np.stack([f[key] for f in files])
     for key in files[0]:
         if key not in out:
             out[key] = np.concatenate([f[key] for f in files])  # per-seed arrays keep a seed axis of 1
     return out
+
+
+def arms_of(name: str, root=None) -> tuple[str, ...]:
+    """Return the arms of a data set's run, in ``ablation.ARMS`` order (its ``settings.json``)."""
+    stored = read_json(data_dir(name, root) / "settings.json")["arms"]
+    return tuple(a for a in ablation.ARMS if a in stored)
 
 
 def training_seconds(name: str, root=None) -> float:
@@ -167,7 +224,7 @@ def training_seconds(name: str, root=None) -> float:
     seeds = read_json(data_dir(name, root) / "settings.json")["seeds"]
     total = 0.0
     for s in range(seeds):
-        timers = {arm: float(read_npz(cell_path(name, arm, s, root))["seconds"]) for arm in ablation.ARMS}
+        timers = {arm: float(read_npz(cell_path(name, arm, s, root))["seconds"]) for arm in arms_of(name, root)}
         total += max(timers[a] for a in ablation.PRETRAINED)
         total += sum(t for a, t in timers.items() if a not in ablation.PRETRAINED)
     return total
@@ -195,23 +252,15 @@ def direction(stat: dict) -> str:
 
 def final_metrics(name: str, root=None) -> dict:
     """Per arm: final values of every statistic and the proximity index where its label phase starts."""
-    arms = {}
-    for arm in ablation.ARMS:
-        c = load(name, arm, root)
-        arms[arm] = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
-        arms[arm]["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
-        if "proximity_2d" in c:
-            arms[arm]["proximity_2d_at_label_start"] = interval(c["proximity_2d"][:, c["label_start"]])
-        arms[arm]["reconstruction_accuracy_at_label_start"] = interval(c["reconstruction_accuracy_start"])
-        arms[arm]["key_position_share_at_label_start"] = interval([key_position_share(a) for a in c["attention_start"]])
+    record = read_json(data_dir(name, root) / "settings.json")
+    arms = {arm: _arm_metrics(load(name, arm, root), record["training"]) for arm in arms_of(name, root)}
     paired = {}
-    for arm in ablation.ARMS[1:]:
+    for arm in arms_of(name, root)[1:]:
         paired[arm] = {}
-        for key in arms[arm]:
+        for key in (k for k in arms[arm] if k in arms["supervised"]):
             diff = np.subtract(arms[arm][key]["seeds"], arms["supervised"][key]["seeds"])
             paired[arm][key] = {**interval(diff), "direction": None}
             paired[arm][key]["direction"] = direction(paired[arm][key])
-    record = read_json(data_dir(name, root) / "settings.json")
     spt = load(name, "spt", root)["attention_start"].mean(axis=0)
     learned = {"offsets_after_pretraining": offset_profile(spt, record["training"]["width"])}
     baselines = data_dir(name, root) / "baselines.json"
@@ -223,6 +272,28 @@ def final_metrics(name: str, root=None) -> dict:
         "pretraining": learned,
         "training_seconds": training_seconds(name, root),
     }
+
+
+def _arm_metrics(c: dict, training: dict) -> dict:
+    """Return the final statistics of one arm's cells (``load``) and those where its label phase starts.
+
+    With every layer's final attention (the depth arm), ``proximity_layer_<l>``: layer l's proximity index
+    (mean over heads; the 2-D index for images), radius and width from the ``training`` settings.
+    """
+    out = {key: interval(c[key][:, -1]) for key in STATISTICS if key in c}
+    out["proximity_at_label_start"] = interval(c["proximity"][:, c["label_start"]])
+    if "proximity_2d" in c:
+        out["proximity_2d_at_label_start"] = interval(c["proximity_2d"][:, c["label_start"]])
+    if "reconstruction_accuracy_start" in c:
+        out["reconstruction_accuracy_at_label_start"] = interval(c["reconstruction_accuracy_start"])
+    out["key_position_share_at_label_start"] = interval([key_position_share(a) for a in c["attention_start"]])
+    for layer in range(c["attention_layers_end"].shape[1] if "attention_layers_end" in c else 0):
+        index = [
+            proximity_index(a, radius=training["radius"], width=training["width"])
+            for a in c["attention_layers_end"][:, layer]
+        ]
+        out[f"proximity_layer_{layer + 1}"] = interval([float(i) for i in index])
+    return out
 
 
 def key_position_share(attention: np.ndarray) -> float:
@@ -280,7 +351,8 @@ def reconstruction_baselines(config: ModelConfig, data: Dataset, settings: Train
 
 def _errorbars(ax, metrics: dict, key: str, label: str, offset=0.0, color="tab:blue"):
     """Mean with its 95% interval per arm, and the per-seed values as dots."""
-    for i, arm in enumerate(ablation.ARMS):
+    arms = tuple(a for a in ablation.ARMS if a in metrics)
+    for i, arm in enumerate(arms):
         stat = metrics[arm][key]
         low, high = stat["ci95"]
         ax.errorbar(
@@ -293,7 +365,7 @@ def _errorbars(ax, metrics: dict, key: str, label: str, offset=0.0, color="tab:b
             label=label if i == 0 else None,
         )
         ax.plot(np.full(len(stat["seeds"]), i + offset + 0.12), stat["seeds"], ".", color=color, alpha=0.4, ms=4)
-    ax.set_xticks(range(len(ablation.ARMS)), [SHORT_NAMES[a] for a in ablation.ARMS], rotation=30, ha="right")
+    ax.set_xticks(range(len(arms)), [SHORT_NAMES[a] for a in arms], rotation=30, ha="right")
     ax.grid(alpha=0.3, axis="y")
 
 
@@ -336,7 +408,8 @@ def plot(name: str, title: str, root=None):
     top[1].set_ylabel(f"final proximity index (r = {record['training']['radius']})")
     top[1].legend(loc="upper left")
     _curves(top[2], name, ("supervised", "spt", "transplant", "complement"), root)
-    _curves(top[3], name, ("supervised", "frozen_qk", "prior_init", "prior_bias"), root)
+    second = ("supervised", "frozen_qk", "prior_init", "prior_bias", "depth")
+    _curves(top[3], name, tuple(a for a in second if a in metrics), root)
     for ax in top[2:]:
         ax.axvline(record["training"]["spt_steps"], color="grey", linestyle=":", linewidth=1)
         ax.set_title("dotted: the arms built from SPT's pretraining switch to labels")
@@ -373,7 +446,11 @@ RULES = (
     "is one of optimisation, not of generalisation alone). Claim 2 holds when SPT's final proximity index (2-D "
     "for images) exceeds supervised's (resolved) and a proximity prior without SPT has a resolved test-accuracy "
     "gain of at least half of SPT's. A claim whose first test fails the other way (resolved below 0) is "
-    "'reversed'; one whose tests all fail is 'not supported'; otherwise 'partly'."
+    "'reversed'; one whose tests all fail is 'not supported'; otherwise 'partly'. Depth alone (the supervised "
+    "arm with two attention layers): where SPT's gain is not resolved there is 'no resolved gap to close'; "
+    "otherwise depth 'does not close the gap' when its test-accuracy gain over supervised is not resolved above 0 "
+    "(what claim 1's 'not depth' predicts), 'narrows the gap' when that gain is resolved but its paired difference "
+    "with SPT is resolved below 0, and 'closes the gap' when the gain is resolved and it is not below SPT."
 )
 
 
@@ -402,8 +479,22 @@ def claims(metrics: dict) -> dict:
         "proximity": {"tests": list(tests_2.items()), "verdict": _verdict(tests_2, first_reversed[2])},
         "transplant_minus_complement": paired(metrics, "transplant", "complement"),
         "frozen_minus_spt": paired(metrics, "frozen_qk", "spt"),
-        "shares_of_spt_gain": {a: share(metrics, a) for a in ablation.ARMS[1:]},
+        "shares_of_spt_gain": {a: share(metrics, a) for a in gain},
+        **({"depth": depth_claim(metrics)} if "depth" in gain else {}),
     }
+
+
+def depth_claim(metrics: dict) -> dict:
+    """Whether two attention layers alone close SPT's gap (``RULES``), with depth minus SPT for reference."""
+    gain = metrics["paired_vs_supervised"]
+    if gain["spt"]["test_accuracy"]["direction"] != "higher":
+        verdict = "no resolved gap to close"
+    elif gain["depth"]["test_accuracy"]["direction"] != "higher":
+        verdict = "does not close the gap"
+    else:
+        below_spt = paired(metrics, "depth", "spt")["direction"] == "lower"
+        verdict = "narrows the gap" if below_spt else "closes the gap"
+    return {"verdict": verdict, "depth_minus_spt": paired(metrics, "depth", "spt")}
 
 
 def proximity_key(metrics: dict) -> str:

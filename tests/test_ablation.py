@@ -1,5 +1,7 @@
 """The ablation arms' building blocks (no training: the arms run in the smoke figure of test_experiments.py)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,12 +73,35 @@ def test_every_arm_has_the_same_budget():
     settings = TrainSettings(total_steps=6, spt_steps=4, eval_every=2)
     for arm in ablation.ARMS:
         b = ablation.budget(settings, arm)
-        pretrained = arm in ("spt", "transplant", "complement", "frozen_qk")
+        pretrained = arm in ("spt", "transplant", "complement", "frozen_qk")  # depth: label steps only
         assert b == {
             "reconstruction_steps": 4 if pretrained else 0,
             "label_steps": 2 if pretrained else 6,
             "total_steps": 6,
         }
+
+
+def test_depth_config_mirrors_the_model_with_two_layers():
+    got = ablation.depth_config(CONFIG)
+    want = dict(n=16, d=32, vocab=8, classes=2, layers=2, heads=1, mlp=8, positions="sinusoidal", pooling="mean")
+    assert {k: getattr(got, k) for k in want} == want and not got.layer_norm and got.mask_rate == CONFIG.mask_rate
+    # one layer of it, with W_K = W_O = I and no MLP, is the theory model with a residual (test_transformer.py)
+    assert ablation.budget(TrainSettings(total_steps=6, spt_steps=4, eval_every=2), "depth")["label_steps"] == 6
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"qk_rank": 8}, "config.qk_rank must be one of {None} for the depth arm"),
+        ({"embedding_scale": 0.25}, "config.embedding_scale must be one of {1.0} for the depth arm"),
+        ({"pooling": "last"}, "config.pooling must be one of {mean, first} for the depth arm"),
+        ({"residual": False}, "config.residual must be one of {True} for the depth arm"),
+    ],
+)
+def test_depth_config_refuses_what_the_transformer_cannot_mirror(change, message):
+    with pytest.raises(ValueError) as error:
+        ablation.depth_config(dataclasses.replace(CONFIG, **change))
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_trainable_zeroes_the_frozen_fields_only():
@@ -96,7 +121,7 @@ def _tiny_data():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"arms": ("depth",)}, "arms must be one of"),
+        ({"arms": ("deep",)}, "arms must be one of"),
         ({"arms": []}, "arms must be a non-empty tuple"),
         ({"arms": ("spt",), "settings": TrainSettings(total_steps=4, spt_steps=0, eval_every=2)}, "spt_steps"),
     ],

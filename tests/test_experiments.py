@@ -6,12 +6,14 @@ import re
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from blindspot import ablation
+from blindspot import ablation, training
+from blindspot.config import ModelConfig
 from blindspot.tolerances import close_tolerance
-from experiments import _ablations, _dynamics, bench_analysis, device_check, results, run_all
+from experiments import _ablations, _dynamics, ablations_synthetic, bench_analysis, device_check, results, run_all
 from experiments import training_dynamics_synthetic as synthetic
 
 
@@ -144,13 +146,15 @@ def test_device_check_refuses_a_bad_option_in_one_line(option, tmp_path, capsys)
 
 
 ABLATIONS = ("ablations_synthetic", "ablations_digits")
+PRETRAINED = ("spt", "transplant", "complement", "frozen_qk")
 
 
 @pytest.mark.parametrize("name", ABLATIONS)
 def test_every_arm_makes_the_same_number_of_steps(root, name):
     record = json.loads((root / name / "settings.json").read_text())
     t = record["training"]
-    for arm in ablation.ARMS:
+    assert ("depth" in record["arms"]) == (name == "ablations_synthetic")  # digits leaves the depth arm out
+    for arm in record["arms"]:
         c = _ablations.load(name, arm, root)
         assert c["steps"][-1] == t["total_steps"] and np.all(np.diff(c["steps"]) == t["eval_every"])
         # every evaluation after the first closes eval_every steps of the phase it records
@@ -163,7 +167,7 @@ def test_every_arm_makes_the_same_number_of_steps(root, name):
 
 @pytest.mark.parametrize("name", ABLATIONS)
 def test_transplant_frozen_and_complement_carry_the_right_query_key(root, name):
-    arms = {arm: _ablations.load(name, arm, root) for arm in ablation.ARMS}
+    arms = {arm: _ablations.load(name, arm, root) for arm in PRETRAINED + ("supervised",)}
     pretrained = arms["spt"]["query_key_start"]
     assert np.abs(pretrained).max() > 0  # masked reconstruction moved W away from its zero initialisation
     np.testing.assert_array_equal(arms["transplant"]["query_key_start"], pretrained)  # bit for bit
@@ -188,8 +192,63 @@ def test_summary_carries_every_arm_per_seed_and_results_shows_them(root):
     text = (root / "RESULTS.md").read_text()
     for dataset in ("synthetic", "digits"):
         a = summary["ablations"][dataset]
-        for arm in ablation.ARMS:
+        for arm in a["settings"]["arms"]:
             stat = a["arms"][arm]["test_accuracy"]
             assert len(stat["seeds"]) == a["settings"]["seeds"] and stat["ci95"][0] <= stat["mean"] <= stat["ci95"][1]
             assert f"| {_ablations.ARM_NAMES[arm]} | {stat['mean']:.3f} [" in text
         assert a["claims"]["bottleneck"]["verdict"] in ("holds", "partly", "not supported", "reversed")
+
+
+def test_the_depth_arm_runs_the_two_layer_model_and_is_read(root):
+    record = json.loads((root / "ablations_synthetic" / "settings.json").read_text())
+    assert record["depth_model"] == dataclasses.asdict(ablation.depth_config(ModelConfig(**record["config"])))
+    assert record["depth_model"]["layers"] == 2
+    c = _ablations.load("ablations_synthetic", "depth", root)
+    assert c["label_start"] == 0 and "query_key_start" not in c and c["attention_start"].shape[1:] == (16, 16)
+    assert c["attention_layers_end"].shape[1:] == (2, 16, 16)
+    np.testing.assert_allclose(c["attention_layers_end"].sum(-1), 1.0, rtol=close_tolerance(np.float64, 16))
+    summary = json.loads((root / "summary.json").read_text())["ablations"]
+    arm = summary["synthetic"]["arms"]["depth"]
+    # layer 1's final index from the stored maps is the index the evaluations recorded (first layer, mean over heads)
+    np.testing.assert_allclose(
+        arm["proximity_layer_1"]["seeds"], arm["proximity"]["seeds"], atol=close_tolerance(np.float64, 16 * 16)
+    )
+    paired = summary["synthetic"]["paired_vs_supervised"]["depth"]
+    assert "proximity_layer_2" in arm and "proximity_layer_1" not in paired  # supervised has one layer
+    depth = summary["synthetic"]["claims"]["depth"]["verdict"]
+    assert depth in ("closes the gap", "narrows the gap", "does not close the gap", "no resolved gap to close")
+    assert "depth" not in summary["digits"]["claims"]
+    text = (root / "RESULTS.md").read_text()
+    assert f"depth alone **{depth}** here" in text
+    assert "- Depth (the supervised arm with two attention layers): not run here: " in text  # digits
+
+
+def test_the_depth_arms_two_layer_model_learns_a_tiny_task_within_the_budget():
+    """The smoke run's depth model and settings (shared compilations) on the majority of 16 binary tokens."""
+    inputs = ablations_synthetic.inputs(small=True)
+    config, settings = ablation.depth_config(inputs["config"]), inputs["settings"]._replace(total_steps=100)
+    assert config.layers == 2
+    x = np.random.default_rng(0).integers(0, 2, (384, config.n)).astype(np.int32)  # the smoke data's sizes and dtype
+    y = (x.sum(axis=1) > config.n // 2).astype(np.int32)
+    data = training.Dataset(*(jnp.asarray(a) for a in (x[:256], y[:256], x[256:], y[256:])))
+    keys = jax.random.split(jax.random.PRNGKey(1), 1)  # raw keys, as the smoke run's
+    h = training.train(config, data, keys, arm="supervised", settings=settings, log=None)
+    # bookkeeping: the arm's budget (label steps only), one evaluation every eval_every steps
+    assert ablation.budget(settings, "depth") == {"reconstruction_steps": 0, "label_steps": 100, "total_steps": 100}
+    np.testing.assert_array_equal(h.steps, np.arange(0, 101, settings.eval_every))
+    assert np.all(h.phase == 1) and h.attention.shape == (1, config.n, config.n)  # the first layer's map
+    assert h.test_label_loss[0, -1] < h.test_label_loss[0, 0]
+    # above the majority class by four binomial standard deviations of a guesser at that rate
+    majority = max(float(np.mean(y[256:])), 1 - float(np.mean(y[256:])))
+    assert h.test_accuracy[0, -1] > majority + 4 * np.sqrt(majority * (1 - majority) / len(y[256:]))
+
+
+def test_adding_an_arm_keeps_the_stored_cells_of_the_others(tmp_path):
+    path = tmp_path / "settings.json"
+    old = {"config": {"n": 16}, "seeds": 2, "arms": ["supervised", "spt"], "budget": {"supervised": 4, "spt": 4}}
+    path.write_text(json.dumps(old))
+    new = {**old, "arms": ["supervised", "spt", "depth"], "budget": {**old["budget"], "depth": 4}, "depth_model": {}}
+    assert _ablations.reusable_arms(path, new) == {"supervised", "spt"}
+    assert _ablations.reusable_arms(path, {**new, "budget": {**new["budget"], "spt": 6}}) == {"supervised"}
+    assert _ablations.reusable_arms(path, {**new, "seeds": 3}) == set()  # a shared setting changed: nothing fits
+    assert _ablations.reusable_arms(tmp_path / "missing.json", new) == set()

@@ -12,6 +12,7 @@ MODULES = [
     "blindspot.curvature",
     "blindspot.taylor",
     "blindspot.training",
+    "blindspot.architectures",
     "blindspot.probe",
     "blindspot.verify",
     "blindspot.claims",
