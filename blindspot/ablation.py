@@ -145,8 +145,6 @@ MIRRORED = {
     "pooling": ("mean", "first"),
     "residual": True,
     "reconstruction": "cross_entropy",
-    "qk_rank": None,
-    "embedding_scale": 1.0,
 }
 """Values of the ``ModelConfig`` fields that the reference Transformer can mirror (``depth_config``)."""
 
@@ -159,8 +157,10 @@ def depth_config(config: ModelConfig) -> TransformerConfig:
     rate, and no layer norm (one such block with $W_K = W_O = I$ and no MLP is the theory model with a
     residual). What still differs from the theory model besides depth: each block's MLP is
     $x + \mathrm{gelu}(x W_1 + b_1) W_2 + b_2$ inside the residual stream (the theory model's is
-    $	anh$, after the residual), the query-key matrix is the product $W_Q W_K^	op$ and the values pass
-    through $W_V W_O$, all drawn $N(0, 1/d)$ (``transformer.init``), so the scores do not start at 0.
+    $\tanh$, after the residual), the query-key matrix is the product $W_Q W_K^\top$ and the values pass
+    through $W_V W_O$, all drawn $N(0, 1/d)$ (``transformer.init``), so the scores do not start at 0, and a
+    factored ``qk_rank`` r of ``config`` is not mirrored (each block's query-key product has rank d). The
+    token embeddings keep ``config.embedding_scale``.
     Refuses (``ValueError``) a ``config`` with a field outside ``MIRRORED``.
     """
     check_config(config)
@@ -184,6 +184,7 @@ def depth_config(config: ModelConfig) -> TransformerConfig:
         pooling=config.pooling,
         layer_norm=False,
         mask_rate=config.mask_rate,
+        embedding_scale=config.embedding_scale,
     )
 
 

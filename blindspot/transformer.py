@@ -68,7 +68,8 @@ class TransformerConfig:
     ``n`` >= 2 positions, width ``d`` >= 1 divisible by ``heads`` >= 1, ``vocab`` V >= 2 data ids,
     ``classes`` >= 2, ``layers`` >= 1, ``mlp`` >= 0 (hidden width, 0 = no MLP), ``positions``
     (``sinusoidal`` fixed or ``learned``), ``causal``, ``pooling`` (``mean`` or ``first``),
-    ``layer_norm`` and ``mask_rate`` in (0, 1) (masked positions for reconstruction training).
+    ``layer_norm``, ``mask_rate`` in (0, 1) (masked positions for reconstruction training) and
+    ``embedding_scale`` s > 0 (token embeddings drawn $N(0, s^2)$; learned positions stay $N(0, 1)$).
     """
 
     n: int = 16
@@ -83,6 +84,7 @@ class TransformerConfig:
     pooling: str = "mean"
     layer_norm: bool = True
     mask_rate: float = 0.15
+    embedding_scale: float = 1.0
 
     def __post_init__(self):
         check_int("n", self.n, 2)
@@ -99,6 +101,7 @@ class TransformerConfig:
         check_choice("pooling", self.pooling, POOLING)
         check_bool("layer_norm", self.layer_norm)
         check_float("mask_rate", self.mask_rate, 0.0, 1.0)
+        check_float("embedding_scale", self.embedding_scale, 0.0, float("inf"))
 
     @property
     def mask_id(self) -> int:
@@ -157,7 +160,7 @@ class TransformerParams(NamedTuple):
 
 
 def init(key: jax.Array, config: TransformerConfig, dtype=None) -> TransformerParams:
-    r"""Draw parameters: embeddings (and learned positions) $N(0, 1)$, weights $N(0, 1/\text{fan-in})$, biases 0."""
+    r"""Draw parameters: embeddings $N(0, s^2)$, learned positions $N(0, 1)$, weights $N(0, 1/\text{fan-in})$."""
     check_key("key", key)
     _check_config(config)
     dtype = check_floating_dtype("dtype", dtype)
@@ -170,7 +173,16 @@ def init(key: jax.Array, config: TransformerConfig, dtype=None) -> TransformerPa
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _init(key, config, dtype):
     n, d, h, m, v, c = config.n, config.d, config.heads, config.mlp, config.vocab, config.classes
-    fan_in = {"embedding": 1.0, "query": d, "key": d, "value": d, "output": d, "w1": d, "w2": m, "head": d}
+    fan_in = {
+        "embedding": config.embedding_scale**-2,
+        "query": d,
+        "key": d,
+        "value": d,
+        "output": d,
+        "w1": d,
+        "w2": m,
+        "head": d,
+    }
     shapes = {"embedding": (v + 2, d), "query": (h, d, d // h), "key": (h, d, d // h), "value": (h, d, d // h)}
     shapes |= {"output": (h, d // h, d), "w1": (d, m), "w2": (m, d), "head": (d, c + v)}
     if config.positions == "learned":

@@ -6,7 +6,7 @@ arms run, a small sweep picks the setting on a validation split carved from the 
 test set is never looked at): the scale of the token embeddings against the positional encodings,
 full or factored query-key weights, and width and budget under a cost cap (budget x width at most
 that of d = 32 with 2000 steps, so that the chosen arms regenerate within 30 minutes on two cores).
-Every arm of ``blindspot.ablation`` runs except ``depth`` (``ARMS``).
+Every arm of ``blindspot.ablation`` runs (depth: ``ablation.depth_config`` of the chosen setting).
 Run: ``python experiments/ablations_digits.py [--small]``.
 """
 
@@ -33,9 +33,6 @@ from experiments._dynamics import data_digest  # noqa: E402
 from experiments.common import compute_and_plot, data_dir, read_json, stored_settings_match, write_json  # noqa: E402
 
 NAME = Path(__file__).stem
-ARMS = tuple(arm for arm in ablation.ARMS if arm != "depth")
-"""The arms run on digits: not ``depth``, whose reference Transformer has neither the token-embedding scale nor
-the factored query-key weights that the sweep chooses between (``ablation.depth_config`` refuses both)."""
 WIDTH = 8
 LEVELS = 16
 MASK_RATE = 0.5
@@ -180,7 +177,7 @@ def compute(small: bool = False, root=None) -> None:
     seeds = dynamics.settings(small=True)[3] if small else SEEDS
     extra = {"rule": RULE, "validation_fraction": VALIDATION_FRACTION, "sweep": results, "chosen": chosen}
     _ablations.compute(
-        NAME, config, full, settings, seeds=seeds, key=jax.random.PRNGKey(5), arms=ARMS, root=root, extra=extra
+        NAME, config, full, settings, seeds=seeds, key=jax.random.PRNGKey(5), arms=ablation.ARMS, root=root, extra=extra
     )
 
 

@@ -89,11 +89,14 @@ def test_depth_config_mirrors_the_model_with_two_layers():
     assert ablation.budget(TrainSettings(total_steps=6, spt_steps=4, eval_every=2), "depth")["label_steps"] == 6
 
 
+def test_depth_config_keeps_the_embedding_scale_and_accepts_a_factored_query_key():
+    got = ablation.depth_config(dataclasses.replace(CONFIG, embedding_scale=0.25, qk_rank=8))
+    assert got.embedding_scale == 0.25 and got.d == CONFIG.d  # rank d per block: the factored rank is not mirrored
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"qk_rank": 8}, "config.qk_rank must be one of {None} for the depth arm"),
-        ({"embedding_scale": 0.25}, "config.embedding_scale must be one of {1.0} for the depth arm"),
         ({"pooling": "last"}, "config.pooling must be one of {mean, first} for the depth arm"),
         ({"residual": False}, "config.residual must be one of {True} for the depth arm"),
     ],

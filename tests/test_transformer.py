@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 
 import jax
@@ -114,3 +115,14 @@ def test_bad_parameters_and_perturbations_are_refused():
         transformer.check_params(params._replace(final_norm=transformer.Norm(jnp.ones(D), jnp.zeros(D))), config)
     with pytest.raises(ValueError, match="masks must mask at least one position per sequence, and no PAD position"):
         transformer.reconstruction_loss(params, config, jnp.array([[0, 1, 2, 1, PAD, PAD]]), jnp.arange(N)[None] == 5)
+
+
+def test_embedding_scale_scales_the_token_embeddings_only():
+    config = transformer.TransformerConfig(n=5, d=4, layers=1, heads=2, mlp=3, positions="learned")
+    plain = transformer.init(jax.random.key(3), config)
+    scaled = transformer.init(jax.random.key(3), dataclasses.replace(config, embedding_scale=0.25))
+    np.testing.assert_array_equal(np.asarray(scaled.token_embedding), 0.25 * np.asarray(plain.token_embedding))
+    for a, b in zip(
+        jax.tree.leaves(plain._replace(token_embedding=None)), jax.tree.leaves(scaled._replace(token_embedding=None))
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
