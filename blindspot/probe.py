@@ -26,7 +26,10 @@ from blindspot import (
     hook_analysis,
     jacobian,
     output_view,
+    pushforward,
+    sharding,
     streamed,
+    subspaces,
     taylor,
     transformer_probe,
 )
@@ -506,15 +509,16 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: fir
     """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
     w_grads = np.asarray(first.query_key_gradients)  # b x d x d: small, on the host
     w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
-    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
+    w_rank = subspaces.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
     w_mean = w_grads.mean(axis=0)
     w_zero = float(np.linalg.norm(w_mean)) <= w_rank.tolerance
+    cosine = 0.0 if w_zero else float(pushforward.first_step_cosine(w_mean, params.positional))
     return {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
         "mean_grad_norm": float(np.linalg.norm(w_mean)),
         "mean_grad_is_zero": w_zero,
-        "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
+        "positional_identity_cosine": cosine,
         "proximity_pushforward": _pushforward_detectability(params, config, w_grads, w_rank.tolerance),
     }
 
@@ -523,7 +527,7 @@ def _pushforward_detectability(params, config, w_grads, resolution: float) -> di
     r"""Return the detectability of the per-sample W-gradients along the proximity pushforward $\omega_K$ (P13)."""
     if w_grads.shape[0] < 2:
         return None
-    omega = directions.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
+    omega = pushforward.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
     flat = w_grads.reshape(w_grads.shape[0], -1)
     along_omega = flat @ np.asarray(omega).reshape(-1, 1)
     along = detectability.estimate(detectability.moments(along_omega), resolution=resolution)
@@ -555,7 +559,7 @@ def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_o
 
     ``progress`` (a ``progress.Progress``) announces each stage on stderr.
     """
-    tokens, target = jacobian.shard_batch(tokens, target)
+    tokens, target = sharding.shard_batch(tokens, target)
     batch = (params, config, objective, tokens, target)
     with progress.stage(f"{objective}: {_route_text(route, config.n, chunk)}"):
         first = first_order.first_order(route, *batch, chunk=chunk)

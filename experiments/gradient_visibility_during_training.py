@@ -11,7 +11,7 @@ Toeplitz, circulant, the proximity kernel), each measured on its non-gauge part
 $(I - \Pi_g) F$ (``directions.family``; ceiling 1, reached when G holds every non-gauge direction),
 with the rank of $G$ relative to the non-gauge dimension $n(n-1)$ (the level a random subspace of
 that rank would reach), the alignment of the *mean* gradient with each family
-(``jacobian.expected_alignment_from_projections``: the norm of its component in the family's
+(``subspaces.expected_alignment_from_projections``: the norm of its component in the family's
 non-gauge part over its norm, i.e. how much the average descent step moves along the family), and
 test accuracy and proximity index. Run:
 ``python experiments/gradient_visibility_during_training.py [--small]``.
@@ -26,7 +26,7 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blindspot import directions, jacobian  # noqa: E402
+from blindspot import directions, jacobian, subspaces  # noqa: E402
 from blindspot.data import paired_task  # noqa: E402
 from blindspot.training import Dataset, train  # noqa: E402
 from experiments import training_dynamics_synthetic as synthetic  # noqa: E402
@@ -53,14 +53,14 @@ def settings(small: bool = False) -> dict:
 def visibility(params, config, tokens, labels) -> tuple[list[float], list[float], int]:
     """Visible fraction and expected-gradient alignment of every family, and the span rank, at one state."""
     grads = jacobian.score_gradients(params, config, "classification", tokens, labels)
-    span = jacobian.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
+    span = subspaces.span(grads.reshape(grads.shape[0], -1), keep_basis=False)
     stats = directions.statistics(grads)
     mean_norm = float(np.linalg.norm(np.asarray(grads).mean(axis=0)))
     fractions, alignments = [], []
     for name in FAMILIES:
         coords = directions.family(name, config.n).coordinates(stats)
-        fractions.append(jacobian.visible_fraction(span, coords).fraction)
-        alignments.append(abs(jacobian.expected_alignment_from_projections(coords, mean_norm)))
+        fractions.append(subspaces.visible_fraction(span, coords).fraction)
+        alignments.append(abs(subspaces.expected_alignment_from_projections(coords, mean_norm)))
     return fractions, alignments, span.rank
 
 
