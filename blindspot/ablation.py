@@ -36,10 +36,10 @@ from jaxtyping import Float
 
 from blindspot.checks import check_choice, check_int
 from blindspot.config import ModelConfig, check_config
-from blindspot.directions import pushforward
 from blindspot.model import Params, check_params, positions
 from blindspot.positional import interior, neighbours
 from blindspot.proximity import proximity_index
+from blindspot.pushforward import pushforward
 from blindspot.training import (
     Dataset,
     History,
@@ -100,7 +100,7 @@ def prior_query_key(params: Params, config: ModelConfig, width: int | None = Non
 
     Notes
     -----
-    $W_1 = P_t^+ N (P_t^+)^\top / a$ (``directions.pushforward`` with ``rtol = PUSHFORWARD_RTOL``),
+    $W_1 = P_t^+ N (P_t^+)^\top / a$ (``pushforward.pushforward`` with ``rtol = PUSHFORWARD_RTOL``),
     $a = 1/\sqrt d$ for content+position scores, 1 for position-only; $P_t^+$ is the pseudo-inverse
     of $P$ truncated below 1% of its largest singular value. Sinusoidal encodings of short sequences
     are ill-conditioned (their low frequencies barely vary over $n$ positions), so the full

@@ -171,6 +171,13 @@ def check_shape(name: str, array, shape: tuple) -> None:
         raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
+def check_leading_axis(name: str, arrays) -> None:
+    """Check one or more arrays sharing a leading (batch) axis of size >= 1."""
+    sizes = {np.shape(a)[0] if np.ndim(a) else 0 for a in arrays}
+    if not arrays or len(sizes) != 1 or 0 in sizes:
+        raise ValueError(f"{name} must share one leading batch axis of size >= 1, got sizes {sorted(sizes)}")
+
+
 def check_ids(name: str, array, low: int, high: int, *, note: str = "") -> None:
     """Check an integer array with entries in ``[low, high]`` (values when concrete); ``note`` explains the range."""
     dtype = _dtype_of(array)

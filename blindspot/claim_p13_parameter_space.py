@@ -6,7 +6,7 @@ $\langle \nabla_W L_s, \omega\rangle = \langle \partial L_s/\partial S, D_s\rang
 $D_s = c\, H_s \omega H_s^\top$ the score direction that $\omega$ produces *in sample s*
 ($c = 1/\sqrt d$, $H_s$ the input embedding; position-only scores: $H = P$, $c = 1$).
 Along the pushforward $\omega_K \propto P^+ K P^{+\top}$ of the proximity kernel K
-(``directions.pushforward``), at W = 0 in the plain model:
+(``pushforward.pushforward``), at W = 0 in the plain model:
 
 - label supervision: $\nabla_W L_s = \frac{n}{\sqrt d}\,\bar h_s (H_s^\top w_s)^\top$ is rank one (P5), and its
   coordinate $\frac{n}{\sqrt d}\bar h_s^\top \omega_K H_s^\top w_s$ is not zero: the mean embedding $\bar h_s$
@@ -30,10 +30,10 @@ from blindspot import scaling
 from blindspot.claim_support import Z, rounding, sample_batch, uniform_u
 from blindspot.config import ModelConfig
 from blindspot.detectability import estimate, moments
-from blindspot.directions import proximity_pushforward
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.model import init, mask_tokens, scores_from_query_key
 from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.pushforward import proximity_pushforward
 
 
 class Settings(NamedTuple):
@@ -54,7 +54,7 @@ BLOCK = 5000
 
 
 def unit_pushforward(params, config: ModelConfig) -> np.ndarray:
-    r"""$\omega_K$ for the model's encodings and score scale (``directions.proximity_pushforward``)."""
+    r"""$\omega_K$ for the model's encodings and score scale (``pushforward.proximity_pushforward``)."""
     scale = 1.0 if config.scores == "position" else 1.0 / math.sqrt(config.d)
     return np.asarray(proximity_pushforward(params.positional, scale=scale))
 

@@ -18,9 +18,9 @@ from blindspot.config import ModelConfig
 from blindspot.directions import factor_statistics, family
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.fast_paths import classification_column_factors
-from blindspot.jacobian import span, visible_fraction
 from blindspot.model import scores
 from blindspot.objectives import classification_loss_at_scores
+from blindspot.subspaces import span, visible_fraction
 from blindspot.tolerances import eps, rank_tolerance
 
 

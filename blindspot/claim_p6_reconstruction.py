@@ -23,9 +23,10 @@ from blindspot.config import ModelConfig
 from blindspot.data import iid_tokens, lag_agreement, markov_tokens, sample_masks
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.fast_paths import uniform_score_factors
-from blindspot.jacobian import gram_from_factors, score_gradients, span_from_gram, visible_fraction
+from blindspot.jacobian import score_gradients
 from blindspot.model import init
 from blindspot.objectives import reconstruction_loss_at_scores, reconstruction_scores
+from blindspot.subspaces import gram_from_factors, span_from_gram, visible_fraction
 from blindspot.tolerances import rank_tolerance
 
 
@@ -89,8 +90,8 @@ def autodiff_span(settings: Settings, seed: int) -> Evidence:
 def fast_path_span(settings: Settings, seed: int) -> Evidence:
     r"""Route "fast-path": the same distance from the factored closed forms $\frac1n \Gamma \tilde V^\top$, never dense.
 
-    Rank from the Gram matrix (``jacobian.span_from_gram``), gauge overlap from the samples' row sums
-    $R_b (C_b^\top \mathbf 1)$ through ``jacobian.visible_fraction``.
+    Rank from the Gram matrix (``subspaces.span_from_gram``), gauge overlap from the samples' row sums
+    $R_b (C_b^\top \mathbf 1)$ through ``subspaces.visible_fraction``.
     """
     config = _config(settings)
     n = settings.n

@@ -33,10 +33,10 @@ from blindspot import symbolic
 from blindspot.claim_support import F64, Z, rounding, sample_batch
 from blindspot.config import ModelConfig
 from blindspot.data import lag_agreement, markov_tokens, sample_masks
-from blindspot.directions import first_step_cosine
 from blindspot.evidence import Claim, Control, Evidence
 from blindspot.model import init, mask_tokens, positions, query_key_matrix, scores_from_query_key
 from blindspot.objectives import classification_loss_at_scores, reconstruction_loss_at_scores
+from blindspot.pushforward import first_step_cosine
 
 RHOS = (0.3, 0.5, 0.8, 0.95)
 """Stickiness of the chains of the exact line."""
@@ -115,7 +115,7 @@ def sympy_cosine_rise(settings: Settings, seed: int, *, lag_free: bool = False) 
     r"""Route "sympy": $\min_\rho [\cos(\rho) - \cos(\text{i.i.d.})]$ of the exact expected step, $\cos$ with $\Pi_P$.
 
     The step is $-P^\top E[\partial L_{rec}/\partial S] P$ with SymPy's exact expectation (P6); the cosine from
-    ``directions.first_step_cosine``. ``lag_free=True`` replaces each chain's agreement by a lag-free one
+    ``pushforward.first_step_cosine``. ``lag_free=True`` replaces each chain's agreement by a lag-free one
     (the control). ``seed`` unused: the encoding is deterministic and the expectation exact.
     """
     config = _config(settings)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import directions, fast_paths, jacobian, streamed
+from blindspot import directions, fast_paths, jacobian, streamed, subspaces
 
 ROUTES = ("dense", "factored", "streamed")
 """The routes :func:`first_order` takes (the probe adds ``auto``, which picks one of them)."""
@@ -33,7 +33,7 @@ class FirstOrder(NamedTuple):
 
     route: str
     per_sample_rank_max: int | None
-    span: jacobian.Span
+    span: subspaces.Span
     statistics: directions.Statistics
     mean_norm: float
     score_norms: jax.Array
@@ -52,7 +52,7 @@ def first_order(route: str, params, config, objective, tokens, target, *, chunk:
 def _from_gram(route, gram, statistics, mean_norm, w_grads, per_sample=None) -> FirstOrder:
     r"""Span from the Gram matrix K of the samples, their norms $\sqrt{K_{bb}}$."""
     n = statistics.rows.shape[-1]
-    span = jacobian.span_from_gram(gram, n * n)
+    span = subspaces.span_from_gram(gram, n * n)
     norms = np.sqrt(np.clip(np.diag(np.asarray(gram)), 0.0, None))  # b numbers: on the host
     return FirstOrder(route, per_sample, span, statistics, mean_norm, norms, w_grads)
 
@@ -61,16 +61,16 @@ def _factored(params, config, objective, tokens, target) -> FirstOrder:
     """First-order data from the closed forms at uniform attention: no n x n object per sample."""
     n = config.n
     factors = fast_paths.uniform_score_factors(params, config, objective, tokens, target)
-    per_sample = int(jnp.max(jacobian.factor_ranks(factors)))
+    per_sample = int(jnp.max(subspaces.factor_ranks(factors)))
     stats = directions.factor_statistics(factors.rows, factors.columns)
     w_grads = jacobian.query_key_gradients(params, config, objective, tokens, target, factors=factors)
     rank_one = objective == "classification" and config.pooling == "mean" and not (config.residual and config.mlp > 0)
     if not rank_one:
-        gram = jacobian.gram_from_factors(factors)
+        gram = subspaces.gram_from_factors(factors)
         mean_norm = math.sqrt(max(float(jnp.sum(gram)), 0.0)) / gram.shape[0]
         return _from_gram("factored-gram", gram, stats, mean_norm, w_grads, per_sample)
     w = fast_paths.classification_column_factors(params, config, tokens, target)
-    span = jacobian.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
+    span = subspaces.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
     mean_norm = math.sqrt(n) * float(jnp.linalg.norm(w.mean(axis=0)))
     score_norms = math.sqrt(n) * jnp.linalg.norm(w, axis=1)
     return FirstOrder("factored-rank-one", per_sample, span, stats, mean_norm, score_norms, w_grads)
@@ -82,8 +82,8 @@ def _dense(params, config, objective, tokens, target) -> FirstOrder:
     flat = grads.reshape(grads.shape[0], -1)
     return FirstOrder(
         "dense",
-        int(jnp.max(jacobian.sample_ranks(grads))),
-        jacobian.span(flat, keep_basis=False),
+        int(jnp.max(subspaces.sample_ranks(grads))),
+        subspaces.span(flat, keep_basis=False),
         directions.statistics(grads),
         float(jnp.linalg.norm(grads.mean(axis=0))),
         jnp.linalg.norm(flat, axis=1),

@@ -2,8 +2,8 @@ r"""Score-space analysis of any hooked model, per layer and head: the probe's re
 
 For a model in the hook's form (``blindspot.hook``) and a batch, each analysed (layer, head) gets the
 figures of the probe's dense route: the largest per-sample rank of $\partial L_s / \partial S$, the
-rank of their span G (``jacobian.span``), the blind dimension $n^2 - \mathrm{rank}\, G$, the visible
-fraction $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$ of each registered family (``jacobian.visible_fraction``),
+rank of their span G (``subspaces.span``), the blind dimension $n^2 - \mathrm{rank}\, G$, the visible
+fraction $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$ of each registered family (``subspaces.visible_fraction``),
 the alignment of the mean gradient with it and its detectability (signal, noise, $B^*$, share:
 ``blindspot.detectability``, with the probe's resolution). For one chosen (layer, head) it adds the
 Taylor coefficients of the batch-mean loss along given directions and the Hessian restricted to each
@@ -18,7 +18,7 @@ $b \cdot heads \cdot n^2$ numbers, plus ``chunk`` samples' activations (the hook
 import jax.numpy as jnp
 import numpy as np
 
-from blindspot import detectability, directions, hook, jacobian, masks
+from blindspot import detectability, directions, hook, masks, subspaces
 from blindspot.checks import check_bool, check_int
 from blindspot.masks import DenseFamily
 from blindspot.tolerances import close_tolerance
@@ -44,7 +44,7 @@ def registry(n: int, *, allowed=None, bands: int = 2, dtype=None) -> dict[str, D
 
 
 def family_entries(
-    families: dict, coordinates_of, span: jacobian.Span, norms, mean_norm: float, n: int
+    families: dict, coordinates_of, span: subspaces.Span, norms, mean_norm: float, n: int
 ) -> tuple[dict, dict, dict | None]:
     r"""Visible fraction, mean-gradient alignment and detectability of each family (``None`` where dim is 0).
 
@@ -65,8 +65,8 @@ def family_entries(
             visible[name], alignment[name], detect[name] = {"dim": 0, "visible_fraction": None}, None, None
             continue
         coords = coordinates_of(fam)
-        visible[name] = {"dim": fam.dim, "visible_fraction": jacobian.visible_fraction(span, coords).fraction}
-        alignment[name] = jacobian.expected_alignment_from_projections(coords, mean_norm)
+        visible[name] = {"dim": fam.dim, "visible_fraction": subspaces.visible_fraction(span, coords).fraction}
+        alignment[name] = subspaces.expected_alignment_from_projections(coords, mean_norm)
         if whole is not None:
             moments = detectability.moments(coords, covariance=fam.dim <= detectability.COVARIANCE_MAX_DIM)
             estimate = detectability.estimate(moments, resolution=resolution)
@@ -77,7 +77,7 @@ def family_entries(
 def head_report(grads, families: dict[str, DenseFamily], *, allowed=None) -> dict:
     """First-order report of one head from its per-sample score gradients (b, n, n)."""
     b, n = grads.shape[0], grads.shape[-1]
-    span = jacobian.span(grads.reshape(b, -1), keep_basis=False)
+    span = subspaces.span(grads.reshape(b, -1), keep_basis=False)
     visible_dim = n * (n - 1) if allowed is None else masks.visible_dim(allowed)
     flat = np.asarray(grads).reshape(b, -1)  # norms on the host: b numbers
     norms, mean_norm = np.linalg.norm(flat, axis=1), float(np.linalg.norm(flat.mean(axis=0)))
@@ -85,7 +85,7 @@ def head_report(grads, families: dict[str, DenseFamily], *, allowed=None) -> dic
         families, lambda fam: fam.coordinates(grads), span, norms, mean_norm, n
     )
     return {
-        "per_sample_rank_max": int(jnp.max(jacobian.sample_ranks(grads))),
+        "per_sample_rank_max": int(jnp.max(subspaces.sample_ranks(grads))),
         "span_rank": span.rank,
         "blind_dim": n * n - span.rank,
         "visible_dim": visible_dim,

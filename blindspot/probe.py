@@ -26,7 +26,10 @@ from blindspot import (
     hook_analysis,
     jacobian,
     output_view,
+    pushforward,
+    sharding,
     streamed,
+    subspaces,
     taylor,
     transformer_probe,
 )
@@ -67,6 +70,11 @@ MAX_MEMORY_GB = 8.0
 """Default of ``--max-memory-gb``: a laptop's share of memory for one probe."""
 RUNTIME_BYTES = 600_000_000
 """Peak resident memory of the smallest probe run (Python, JAX, compiled programs; 0.51 GB on CPU), rounded up."""
+TABLE_LABEL_WIDTH = 28
+"""Width of the label column of the probe's table."""
+SPAN_ROWS = ("route", "per_sample_rank_max", "span_rank", "blind_dim", "rank_tolerance")
+"""Entries of the span in the probe's table, in order."""
+
 CONFIG_OPTIONS = {
     "n": "n",
     "d": "d",
@@ -155,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the command-line interface (every option and its default documented in ``--help``)."""
     epilog = FIGURES + "\n\n" + transformer_probe.FIGURES
     p = Parser(prog=PROG, description=DESCRIPTION, epilog=epilog, formatter_class=_Formatter)
+    _add_model_options(p)
+    _add_batch_options(p)
+    _add_route_options(p)
+    _add_report_options(p)
+    return p
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options of the model: sizes, encodings, scores, pooling, layers, heads, mask, MLP, readout."""
     p.add_argument("--n", type=integer, default=16, help="sequence length n >= 2")
     p.add_argument("--d", type=integer, default=16, help="width d >= 1")
     p.add_argument("--vocab", type=integer, default=8, help="vocabulary size V >= 2; id V is MASK")
@@ -183,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mlp", type=integer, default=0, help="hidden width >= 0 of the position-wise MLP, 0 = none")
     p.add_argument("--reconstruction", choices=RECONSTRUCTION, default="cross_entropy", help="reconstruction readout")
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """Options of the batch and the state: masking, data source, size, seed, query-key init."""
     p.add_argument("--mask-rate", type=real, default=0.15, help="fraction of masked positions, in (0, 1)")
     p.add_argument(
         "--data",
@@ -202,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="query-key state: zero (W = 0, uniform attention) or random (entries N(0, s^2/d))",
     )
     p.add_argument("--init-scale", type=real, default=0.1, help="scale s > 0 of --init random")
+
+
+def _add_route_options(p: argparse.ArgumentParser) -> None:
+    """Options of how the first order is computed: route, chunk, progress lines."""
     p.add_argument(
         "--route",
         choices=ROUTES,
@@ -225,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="one stderr line per objective and stage (first order with its route, families, Taylor, Hessian, "
         "W) with the seconds taken; auto: only when stderr is a terminal",
     )
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    """Options of what is reported and where: Taylor, bands, Hessian, memory, cache, JSON."""
     p.add_argument(
         "--taylor-order",
         type=integer,
@@ -253,7 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the report as strict JSON to PATH, without timings (they go to PATH-stem.timings.json)",
     )
-    return p
 
 
 def _model_config(args) -> ModelConfig:
@@ -506,15 +534,16 @@ def _parameter_space_entry(params, config, objective, tokens, target, first: fir
     """Rank of the per-sample W-gradients and the cosine of their mean with the positional identity (P5, P8)."""
     w_grads = np.asarray(first.query_key_gradients)  # b x d x d: small, on the host
     w_scale = jacobian.query_key_scale(params, config, objective, tokens, target, first.score_norms)
-    w_rank = jacobian.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
+    w_rank = subspaces.numerical_rank(w_grads.reshape(w_grads.shape[0], -1), scale=w_scale)
     w_mean = w_grads.mean(axis=0)
     w_zero = float(np.linalg.norm(w_mean)) <= w_rank.tolerance
+    cosine = 0.0 if w_zero else float(pushforward.first_step_cosine(w_mean, params.positional))
     return {
         "grad_rank": w_rank.rank,
         "grad_rank_tolerance": w_rank.tolerance,
         "mean_grad_norm": float(np.linalg.norm(w_mean)),
         "mean_grad_is_zero": w_zero,
-        "positional_identity_cosine": 0.0 if w_zero else float(directions.first_step_cosine(w_mean, params.positional)),
+        "positional_identity_cosine": cosine,
         "proximity_pushforward": _pushforward_detectability(params, config, w_grads, w_rank.tolerance),
     }
 
@@ -523,7 +552,7 @@ def _pushforward_detectability(params, config, w_grads, resolution: float) -> di
     r"""Return the detectability of the per-sample W-gradients along the proximity pushforward $\omega_K$ (P13)."""
     if w_grads.shape[0] < 2:
         return None
-    omega = directions.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
+    omega = pushforward.proximity_pushforward(params.positional, scale=output_view.score_scale(config))
     flat = w_grads.reshape(w_grads.shape[0], -1)
     along_omega = flat @ np.asarray(omega).reshape(-1, 1)
     along = detectability.estimate(detectability.moments(along_omega), resolution=resolution)
@@ -555,7 +584,7 @@ def analyse(params, config, objective, tokens, target, *, route, chunk, taylor_o
 
     ``progress`` (a ``progress.Progress``) announces each stage on stderr.
     """
-    tokens, target = jacobian.shard_batch(tokens, target)
+    tokens, target = sharding.shard_batch(tokens, target)
     batch = (params, config, objective, tokens, target)
     with progress.stage(f"{objective}: {_route_text(route, config.n, chunk)}"):
         first = first_order.first_order(route, *batch, chunk=chunk)
@@ -608,54 +637,40 @@ def _print_table(report, timings) -> None:
     _print_header(report, timings)
     objectives = report["objectives"]
     names = list(objectives)
-    width = 28
-    print(f"{'':{width}}" + "".join(f"{name:>18}" for name in names))
-    rows = [
-        ("route", "route"),
-        ("per_sample_rank_max", "per_sample_rank_max"),
-        ("span_rank", "span_rank"),
-        ("blind_dim", "blind_dim"),
-        ("rank_tolerance", "rank_tolerance"),
-    ]
-    for label, key in rows:
-        print(f"{label:{width}}" + "".join(f"{_fmt(objectives[o][key]):>18}" for o in names))
-    first = objectives[names[0]]
+    print(f"{'':{TABLE_LABEL_WIDTH}}" + "".join(f"{name:>18}" for name in names))
+    rows = _first_order_rows(objectives[names[0]]) + _second_order_rows(objectives[names[0]])
+    for label, value in rows:
+        print(f"{label:{TABLE_LABEL_WIDTH}}" + "".join(f"{_fmt(value(objectives[o])):>18}" for o in names))
+    _warn_saturated(report)
+
+
+def _first_order_rows(first: dict) -> list:
+    """(label, value of one objective's report) for the span, the families, the alignment and detectability."""
+    rows = [(key, lambda r, k=key: r[k]) for key in SPAN_ROWS]
     for fam in first["families"]:
         label = f"visible {fam} (dim {first['families'][fam]['dim']})"
-        print(
-            f"{label:{width}}"
-            + "".join(f"{_fmt(objectives[o]['families'][fam]['visible_fraction']):>18}" for o in names)
-        )
+        rows.append((label, lambda r, f=fam: r["families"][f]["visible_fraction"]))
     for fam in first["expected_alignment"]:
-        print(
-            f"{'alignment ' + fam:{width}}"
-            + "".join(f"{_fmt(objectives[o]['expected_alignment'][fam]):>18}" for o in names)
-        )
+        rows.append(("alignment " + fam, lambda r, f=fam: r["expected_alignment"][f]))
     for fam in first["detectability"] or {}:
         for key in ("batch_star", "share"):
-            print(
-                f"{f'{key} {fam}':{width}}"
-                + "".join(f"{_fmt(objectives[o]['detectability'][fam][key]):>18}" for o in names)
-            )
+            rows.append((f"{key} {fam}", lambda r, f=fam, k=key: r["detectability"][f][k]))
+    return rows
+
+
+def _second_order_rows(first: dict) -> list:
+    """(label, value of one objective's report) for the Taylor coefficients, the Hessians and the W view."""
+    rows = []
     for direction in first["taylor"]:
         for k in range(len(first["taylor"][direction])):
-            print(
-                f"{f'taylor {direction} c{k}':{width}}"
-                + "".join(f"{_fmt(objectives[o]['taylor'][direction][k]):>18}" for o in names)
-            )
+            rows.append((f"taylor {direction} c{k}", lambda r, d=direction, k=k: r["taylor"][d][k]))
     for fam in first.get("restricted_hessian", {}):
         for key in ("gauss_newton_norm", "functional_norm"):
-            print(
-                f"{f'hessian {fam} {key[:-5]}':{width}}"
-                + "".join(f"{_fmt(objectives[o]['restricted_hessian'][fam][key]):>18}" for o in names)
-            )
-        print(
-            f"{f'hessian {fam} eig max':{width}}"
-            + "".join(f"{_fmt(max(objectives[o]['restricted_hessian'][fam]['eigenvalues'])):>18}" for o in names)
-        )
+            rows.append((f"hessian {fam} {key[:-5]}", lambda r, f=fam, k=key: r["restricted_hessian"][f][k]))
+        rows.append((f"hessian {fam} eig max", lambda r, f=fam: max(r["restricted_hessian"][f]["eigenvalues"])))
     for key in ("grad_rank", "positional_identity_cosine"):
-        print(f"{'W ' + key:{width}}" + "".join(f"{_fmt(objectives[o]['parameter_space'][key]):>18}" for o in names))
-    _warn_saturated(report)
+        rows.append(("W " + key, lambda r, k=key: r["parameter_space"][k]))
+    return rows
 
 
 def _fmt(value):

@@ -2,7 +2,7 @@ r"""P4: visible fraction of the band, Toeplitz and circulant families as n grows
 
 At uniform attention ($W = 0$) the per-sample score gradients of a batch span a subspace $G$; the
 visible fraction of a family F is $\lVert Q_G^\top Q_F \rVert_F^2 / \dim F$
-(``jacobian.visible_fraction``, gradients in factored form from ``fast_paths``, so nothing of size
+(``subspaces.visible_fraction``, gradients in factored form from ``fast_paths``, so nothing of size
 $n^2$ per sample is formed), measured on the non-gauge part $F' = (I - \Pi_g) F$ of each family
 (``directions.family``; ceiling 1, since every gradient is orthogonal to the gauge, P1).
 Classification: mean pooling, no residual, no MLP, batch $b = 2n$ (enough to span the whole
@@ -42,7 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blindspot import directions, fast_paths, jacobian  # noqa: E402
+from blindspot import directions, fast_paths, subspaces  # noqa: E402
 from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import iid_tokens, sample_masks  # noqa: E402
 from blindspot.model import init  # noqa: E402
@@ -96,15 +96,15 @@ def visible(config: ModelConfig, objective: str, key, batch: int) -> list[float]
     if objective == "classification":
         labels = jax.random.randint(k_target, (batch,), 0, config.classes, jnp.int32)
         w = fast_paths.classification_column_factors(params, config, tokens, labels)
-        span = jacobian.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
+        span = subspaces.span(math.sqrt(n) * w, size=n * n, keep_basis=False)
         stats = directions.factor_statistics(jnp.ones((batch, n, 1), w.dtype), w[..., None])
     else:
         masks = sample_masks(k_target, batch, n, config.mask_rate)
         factors = fast_paths.uniform_score_factors(params, config, objective, tokens, masks)
-        span = jacobian.span_from_gram(jacobian.gram_from_factors(factors), n * n)
+        span = subspaces.span_from_gram(subspaces.gram_from_factors(factors), n * n)
         stats = directions.factor_statistics(factors.rows, factors.columns)
     return [
-        jacobian.visible_fraction(span, directions.family(name, n).coordinates(stats)).fraction for name in FAMILIES
+        subspaces.visible_fraction(span, directions.family(name, n).coordinates(stats)).fraction for name in FAMILIES
     ]
 
 

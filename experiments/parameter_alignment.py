@@ -2,7 +2,7 @@ r"""P8: alignment of each objective's first gradient step in W with the position
 
 At $W = 0$ (uniform attention) take the batch gradient $G = \partial L / \partial W$ of label
 cross-entropy and of masked reconstruction, and report
-$\cos(-G, \Pi_P)$ (``directions.first_step_cosine`` of the step $-G$): the cosine of the first
+$\cos(-G, \Pi_P)$ (``pushforward.first_step_cosine`` of the step $-G$): the cosine of the first
 gradient-descent step with the "positional identity" direction $\Pi_P = P^+ P$ ($= I$ when $n \ge d$) (with sinusoidal
 encodings, $p_i^\top p_j$ depends on $i - j$ only, so $W = I$ is a proximity-type score
 pattern in the positional block). Encodings: sinusoidal and random, raw and centred; scores:
@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 
 from blindspot.config import ModelConfig  # noqa: E402
 from blindspot.data import paired_task, sample_masks  # noqa: E402
-from blindspot.directions import first_step_cosine  # noqa: E402
 from blindspot.model import init  # noqa: E402
 from blindspot.objectives import classification_loss, reconstruction_loss  # noqa: E402
+from blindspot.pushforward import first_step_cosine  # noqa: E402
 from blindspot.tolerances import rank_tolerance  # noqa: E402
 from experiments.common import (  # noqa: E402
     compute_and_plot,

@@ -15,7 +15,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from blindspot import curvature, data, directions, fast_paths, jacobian, model, objectives, taylor, training
+from blindspot import (
+    curvature,
+    data,
+    directions,
+    fast_paths,
+    jacobian,
+    model,
+    objectives,
+    pushforward,
+    subspaces,
+    taylor,
+    training,
+)
 from blindspot.config import ModelConfig
 from blindspot.positional import positional_encoding, sinusoidal
 from blindspot.proximity import proximity_index
@@ -43,7 +55,7 @@ def good():
         x=tokens[0],
         s=jnp.zeros((CONFIG.n, CONFIG.n), jnp.float64),
         stack=stack,
-        span=jacobian.span(stack),
+        span=subspaces.span(stack),
         q=basis.reshape(5, 9),
         basis=basis,
         zero3=jnp.zeros((3, 3), jnp.float64),
@@ -69,56 +81,56 @@ def nan_params(field):
 
 CASES = {
     # Non-finite stacks, tolerances and parameters: a NaN must never read as rank 0 ("blind").
-    "span NaN stack": (lambda g: jacobian.span(with_nan(g.stack)), "stack must be finite"),
-    "span inf stack": (lambda g: jacobian.span(g.stack.at[1, 2].set(jnp.inf)), "stack must be finite"),
-    "span size below N": (lambda g: jacobian.span(g.stack, size=3), "size must be an integer >= 9"),
-    "numerical_rank NaN": (lambda g: jacobian.numerical_rank(with_nan(g.stack)), "matrix must be finite"),
+    "span NaN stack": (lambda g: subspaces.span(with_nan(g.stack)), "stack must be finite"),
+    "span inf stack": (lambda g: subspaces.span(g.stack.at[1, 2].set(jnp.inf)), "stack must be finite"),
+    "span size below N": (lambda g: subspaces.span(g.stack, size=3), "size must be an integer >= 9"),
+    "numerical_rank NaN": (lambda g: subspaces.numerical_rank(with_nan(g.stack)), "matrix must be finite"),
     "numerical_rank NaN scale": (
-        lambda g: jacobian.numerical_rank(g.stack, scale=NAN),
+        lambda g: subspaces.numerical_rank(g.stack, scale=NAN),
         "scale must be a real number in [0.0, inf)",
     ),
     "numerical_rank inf scale": (
-        lambda g: jacobian.numerical_rank(g.stack, scale=float("inf")),
+        lambda g: subspaces.numerical_rank(g.stack, scale=float("inf")),
         "scale must be a real number in [0.0, inf)",
     ),
     "rank_tolerance NaN": (
         lambda g: rank_tolerance(NAN, (3, 3), jnp.float64),
         "largest_singular_value must be a real number in (-inf, inf)",
     ),
-    "span_from_gram NaN": (lambda g: jacobian.span_from_gram(with_nan(g.stack @ g.stack.T), 9), "gram must be finite"),
+    "span_from_gram NaN": (lambda g: subspaces.span_from_gram(with_nan(g.stack @ g.stack.T), 9), "gram must be finite"),
     "span_from_gram not symmetric": (
-        lambda g: jacobian.span_from_gram(g.stack @ g.stack.T + jnp.triu(jnp.ones((4, 4)), 1), 9),
+        lambda g: subspaces.span_from_gram(g.stack @ g.stack.T + jnp.triu(jnp.ones((4, 4)), 1), 9),
         "gram must be symmetric",
     ),
-    "null_space NaN": (lambda g: jacobian.null_space(with_nan(g.stack)), "stack must be finite"),
-    "null_space max_size": (lambda g: jacobian.null_space(g.stack, max_size=0), "max_size must be an integer >= 1"),
+    "null_space NaN": (lambda g: subspaces.null_space(with_nan(g.stack)), "stack must be finite"),
+    "null_space max_size": (lambda g: subspaces.null_space(g.stack, max_size=0), "max_size must be an integer >= 1"),
     "visible_fraction NaN": (
-        lambda g: jacobian.visible_fraction(g.span, with_nan(jnp.ones((4, 2)))),
+        lambda g: subspaces.visible_fraction(g.span, with_nan(jnp.ones((4, 2)))),
         "projections must be finite",
     ),
     "visible_fraction not a Span": (
-        lambda g: jacobian.visible_fraction((4, None), jnp.ones((4, 2))),
+        lambda g: subspaces.visible_fraction((4, None), jnp.ones((4, 2))),
         "span_ must be a Span",
     ),
-    "principal_angles NaN": (lambda g: jacobian.principal_angles(with_nan(g.q), g.q), "q1 must be finite"),
+    "principal_angles NaN": (lambda g: subspaces.principal_angles(with_nan(g.q), g.q), "q1 must be finite"),
     "principal_angles not orthonormal": (
-        lambda g: jacobian.principal_angles(g.q, 2.0 * g.q[:2]),
+        lambda g: subspaces.principal_angles(g.q, 2.0 * g.q[:2]),
         "q2 must have orthonormal rows",
     ),
     "subspace_visible_fraction widths": (
-        lambda g: jacobian.subspace_visible_fraction(g.q, jnp.eye(4, 8, dtype=jnp.float64)),
+        lambda g: subspaces.subspace_visible_fraction(g.q, jnp.eye(4, 8, dtype=jnp.float64)),
         "q_f must have shape (*, 9)",
     ),
     "expected_alignment NaN": (
-        lambda g: jacobian.expected_alignment(with_nan(g.stack), g.q),
+        lambda g: subspaces.expected_alignment(with_nan(g.stack), g.q),
         "gradients must be finite",
     ),
     "expected_alignment_from_projections NaN norm": (
-        lambda g: jacobian.expected_alignment_from_projections(jnp.ones((4, 2)), NAN),
+        lambda g: subspaces.expected_alignment_from_projections(jnp.ones((4, 2)), NAN),
         "mean_norm must be a real number",
     ),
     "sample_ranks inf": (
-        lambda g: jacobian.sample_ranks(g.stack.reshape(4, 3, 3).at[0, 0, 0].set(jnp.inf)),
+        lambda g: subspaces.sample_ranks(g.stack.reshape(4, 3, 3).at[0, 0, 0].set(jnp.inf)),
         "matrices must be finite",
     ),
     "hvp NaN point": (lambda g: curvature.hvp(g.f, with_nan(g.zero3), g.zero3), "x must be finite"),
@@ -322,11 +334,11 @@ CASES = {
         "attention must be row-stochastic",
     ),
     "pushforward zero direction": (
-        lambda g: directions.pushforward(jnp.zeros((6, 6)), g.params.positional),
+        lambda g: pushforward.pushforward(jnp.zeros((6, 6)), g.params.positional),
         "direction must be non-zero",
     ),
     "first_step_cosine wrong gradient shape": (
-        lambda g: directions.first_step_cosine(jnp.ones((3, 3)), g.params.positional),
+        lambda g: pushforward.first_step_cosine(jnp.ones((3, 3)), g.params.positional),
         "gradient must have shape (4, 4)",
     ),
     "orthonormalize integer stack": (
@@ -374,4 +386,4 @@ def test_checks_leave_good_numbers_unchanged():
     loss = objectives.classification_loss(g.params, CONFIG, g.tokens, g.labels)
     jitted = jax.jit(objectives.classification_loss, static_argnums=1)(g.params, CONFIG, g.tokens, g.labels)
     assert float(loss) == float(jitted)
-    assert jacobian.span(g.stack).rank == 4
+    assert subspaces.span(g.stack).rank == 4

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from blindspot import directions, hook, hook_analysis, jacobian, masks, transformer
+from blindspot import directions, hook, hook_analysis, masks, subspaces, transformer
 from blindspot.tolerances import close_tolerance
 
 N = 5
@@ -62,7 +62,7 @@ def test_masked_fractions_against_dense_principal_angles():
     allowed = PATTERNS["causal"]  # the causal model's pattern below: shared compilations
     rng = np.random.default_rng(0)
     grads = masks.project(rng.normal(size=(4, N, N)), allowed)  # four gradients in V_A
-    span = jacobian.span(jnp.asarray(grads.reshape(4, -1)))
+    span = subspaces.span(jnp.asarray(grads.reshape(4, -1)))
     q_g = scipy.linalg.orth(grads.reshape(4, -1).T).T
     projector = _projector(allowed)
     for name in masks.names(allowed):
@@ -75,7 +75,7 @@ def test_masked_fractions_against_dense_principal_angles():
             assert family.dim == q_f.shape[0], name
             want = float(np.sum((q_g @ q_f.T) ** 2)) / q_f.shape[0]
         coordinates = family.coordinates(jnp.asarray(grads))
-        got = jacobian.visible_fraction(span, coordinates).fraction
+        got = subspaces.visible_fraction(span, coordinates).fraction
         assert abs(got - want) <= TOL, (name, got, want)
 
 
