@@ -51,7 +51,7 @@ from blindspot.checks import (
     check_shape,
     is_concrete,
 )
-from blindspot.model import Head
+from blindspot.model import Head, Params
 from blindspot.positional import sinusoidal
 
 POSITIONS = ("sinusoidal", "learned")
@@ -205,6 +205,25 @@ def _init(key, config, dtype):
         final_norm=norm,
         classifier=Head(head[:, :c], jnp.zeros(c, dtype)),
         reconstructor=Head(head[:, c:], jnp.zeros(v, dtype)),
+    )
+
+
+def from_theory(params: Params) -> TransformerParams:
+    r"""Return the one-layer, one-head Transformer equal to a theory model with a residual and no MLP.
+
+    $W_Q = W$, $W_K = I$, $W_V$ = the theory model's value map, $W_O = I$, no norms, an unused PAD row; its
+    ``TransformerConfig`` has ``layers=1, heads=1, mlp=0, layer_norm=False`` and the theory model's sizes.
+    """
+    eye = jnp.eye(params.value.shape[0], dtype=params.value.dtype)[None]
+    attention = Attention(params.query_key[None], eye, params.value[None], eye)
+    pad = jnp.zeros((1, params.token_embedding.shape[1]), params.token_embedding.dtype)
+    return TransformerParams(
+        jnp.concatenate([params.token_embedding, pad]),
+        params.positional,
+        (Block(None, attention, None, None),),
+        None,
+        params.classifier,
+        params.reconstructor,
     )
 
 

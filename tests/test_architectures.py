@@ -23,20 +23,6 @@ ONE_STEP = TrainSettings(
 )
 
 
-def _from_theory(p):
-    """Transformer parameters equal to the theory model's: W_Q = W, W_K = I, W_O = I, no norms, a zero PAD row."""
-    eye = jnp.eye(D)[None]
-    attention = transformer.Attention(p.query_key[None], eye, p.value[None], eye)
-    return transformer.TransformerParams(
-        jnp.concatenate([p.token_embedding, jnp.zeros((1, D))]),
-        p.positional,
-        (transformer.Block(None, attention, None, None),),
-        None,
-        p.classifier,
-        p.reconstructor,
-    )
-
-
 def _seed0(params):
     return jax.tree.map(lambda leaf: leaf[0], params)
 
@@ -52,7 +38,7 @@ def test_one_adam_step_of_the_equal_transformer_equals_the_theory_models(seed):
     # models' steps differently (the Transformer also has gradients for W_K and W_O): the test would fail
     shrunk = jax.tree.map(lambda leaf: 0.3 * leaf, _seed0(theory.params))
     theory = with_params(theory, jax.tree.map(lambda leaf: leaf[None], shrunk))
-    mapped = _from_theory(shrunk)
+    mapped = transformer.from_theory(shrunk)
     equal = start(EQUAL, data, keys, settings=ONE_STEP, score_bias=bias, log=None)
     equal = with_params(equal, jax.tree.map(lambda a: a[None], mapped))
     tol = close_tolerance(np.float64, N * N * D)

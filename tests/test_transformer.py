@@ -24,20 +24,6 @@ def _theory_params():
     )
 
 
-def _from_theory(p):
-    """Transformer parameters equal to the theory model's: W_Q = W, W_K = I, W_O = I, no norms, an unused PAD row."""
-    eye = jnp.eye(D)[None]
-    attention = transformer.Attention(p.query_key[None], eye, p.value[None], eye)
-    return transformer.TransformerParams(
-        jnp.concatenate([p.token_embedding, jnp.zeros((1, D))]),
-        p.positional,
-        (transformer.Block(None, attention, None, None),),
-        None,
-        p.classifier,
-        p.reconstructor,
-    )
-
-
 def _config(pooling):
     return transformer.TransformerConfig(n=N, d=D, vocab=3, layers=1, heads=1, mlp=0, pooling=pooling, layer_norm=False)
 
@@ -58,11 +44,11 @@ def test_one_layer_one_head_equals_the_theory_model(pooling, objective):
         target = jnp.asarray(rng.random((B, N)).argsort(axis=1) < 2)  # two masked positions each
         pairs = [(transformer.reconstruction_loss, objectives.reconstruction_loss)]
     loss, shapes = transformer.hooked_loss(config, objective), transformer.perturbation_shapes(config)
-    got = hook.score_gradients(loss, _from_theory(p), (tokens, target), shapes, layer=0, chunk=3)
+    got = hook.score_gradients(loss, transformer.from_theory(p), (tokens, target), shapes, layer=0, chunk=3)
     want = jacobian.score_gradients(p, theory, objective, tokens, target)
     np.testing.assert_allclose(got[:, 0], want, rtol=0, atol=TOL * float(jnp.max(jnp.abs(want))))
     for mine, theirs in pairs:  # the batch functions (the signatures of blindspot.objectives)
-        a = float(mine(_from_theory(p), config, tokens, target))
+        a = float(mine(transformer.from_theory(p), config, tokens, target))
         b = float(jax.jit(theirs, static_argnums=1)(p, theory, tokens, target))
         assert abs(a - b) <= TOL * abs(b), mine.__name__
 
@@ -96,7 +82,8 @@ PAD = _config("mean").pad_id
 )
 def test_bad_samples_are_refused(tokens, target, message):
     config = _config("first")
-    params, zeros = _from_theory(_theory_params()), hook.zero_perturbations(transformer.perturbation_shapes(config))
+    params = transformer.from_theory(_theory_params())
+    zeros = hook.zero_perturbations(transformer.perturbation_shapes(config))
     loss = transformer.hooked_loss(config, "classification")
     with pytest.raises(ValueError) as error:
         loss(params, (jnp.asarray(tokens), jnp.asarray(target)), zeros)
@@ -105,7 +92,7 @@ def test_bad_samples_are_refused(tokens, target, message):
 
 def test_bad_parameters_and_perturbations_are_refused():
     config = _config("mean")
-    params, sample = _from_theory(_theory_params()), (jnp.zeros(N, int), jnp.asarray(0))
+    params, sample = transformer.from_theory(_theory_params()), (jnp.zeros(N, int), jnp.asarray(0))
     loss = transformer.hooked_loss(config, "classification")
     with pytest.raises(ValueError, match="perturbations must be a tuple of 1 arrays"):
         loss(params, sample, ())
