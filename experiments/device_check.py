@@ -73,20 +73,29 @@ def large_probe(smoke: bool) -> dict:
     }
 
 
-def bench_step(name: str):
-    """One item of the analysis benchmark at its full (or smoke) sizes, as a step."""
+def _bench_sizes(smoke: bool):
+    """Return the analysis benchmark module and its full (or smoke) sizes."""
+    from experiments import bench_analysis
 
-    def step(smoke: bool) -> dict:
-        from experiments import bench_analysis
+    return bench_analysis, bench_analysis.SIZES["smoke" if smoke else "full"]
 
-        sizes = bench_analysis.SIZES["smoke" if smoke else "full"]
-        if name == "scaling":
-            return bench_analysis.streamed_scaling(**sizes["f"])
-        if name == "streamed_vs_dense":
-            return bench_analysis.streamed_vs_dense(**sizes["e"], repeats=sizes["repeats"])
-        return bench_analysis.fast_vs_autodiff(**sizes["c"], repeats=sizes["repeats"])
 
-    return step
+def scaling(smoke: bool) -> dict:
+    """Benchmark (f): the streamed probe against n, each n in a fresh process."""
+    bench, sizes = _bench_sizes(smoke)
+    return bench.streamed_scaling(**sizes["f"])
+
+
+def streamed_vs_dense(smoke: bool) -> dict:
+    """Benchmark (e): the streamed against the dense route where both fit."""
+    bench, sizes = _bench_sizes(smoke)
+    return bench.streamed_vs_dense(**sizes["e"], repeats=sizes["repeats"])
+
+
+def closed_form_vs_autodiff(smoke: bool) -> dict:
+    """Benchmark (c): closed-form (factored) score gradients against autodiff."""
+    bench, sizes = _bench_sizes(smoke)
+    return bench.fast_vs_autodiff(**sizes["c"], repeats=sizes["repeats"])
 
 
 def verify_step(smoke: bool) -> dict:
@@ -96,9 +105,9 @@ def verify_step(smoke: bool) -> dict:
 
 RUNNERS = {
     "probe": large_probe,
-    "scaling": bench_step("scaling"),
-    "streamed_vs_dense": bench_step("streamed_vs_dense"),
-    "closed_form_vs_autodiff": bench_step("closed_form_vs_autodiff"),
+    "scaling": scaling,
+    "streamed_vs_dense": streamed_vs_dense,
+    "closed_form_vs_autodiff": closed_form_vs_autodiff,
     "verify": verify_step,
 }
 
